@@ -1,0 +1,81 @@
+"""Print the Debian archive mirror this machine's apt is configured with.
+
+The image builder uses it so that no mirror host is ever written into the repo.
+Set DEBIAN_MIRROR to override. Reads deb822 files (*.sources) and one-line
+sources.list entries; skips security and third-party archives.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+
+SOURCES_GLOBS = ("/etc/apt/sources.list.d/*.sources",)
+_OPTIONS = re.compile(r"\[[^\]]*\]")  # "[arch=amd64 signed-by=...]" in one-line entries
+LIST_GLOBS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list")
+
+
+def _is_main_archive(uri: str, suites: list[str]) -> bool:
+    if not uri.startswith(("http://", "https://")):
+        return False
+    if uri.rstrip("/").endswith("-security") or any(s.endswith("-security") for s in suites):
+        return False
+    return uri.rstrip("/").endswith("/debian")
+
+
+def _from_deb822(text: str) -> list[str]:
+    found = []
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line:
+                continue
+            key, _sep, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+        if "deb" not in fields.get("types", "").split():
+            continue
+        suites = fields.get("suites", "").split()
+        found += [u for u in fields.get("uris", "").split() if _is_main_archive(u, suites)]
+    return found
+
+
+def _from_one_line(text: str) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        words = _OPTIONS.sub(" ", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb" and _is_main_archive(words[1], words[2:3]):
+            found.append(words[1])
+    return found
+
+
+def find_mirror() -> str | None:
+    if os.environ.get("DEBIAN_MIRROR"):
+        return os.environ["DEBIAN_MIRROR"]
+    for pattern in SOURCES_GLOBS:
+        for path in sorted(glob.glob(pattern)):
+            with open(path, encoding="utf-8") as handle:
+                mirrors = _from_deb822(handle.read())
+            if mirrors:
+                return mirrors[0]
+    for pattern in LIST_GLOBS:
+        for path in sorted(glob.glob(pattern)):
+            with open(path, encoding="utf-8") as handle:
+                mirrors = _from_one_line(handle.read())
+            if mirrors:
+                return mirrors[0]
+    return None
+
+
+def main() -> int:
+    mirror = find_mirror()
+    if not mirror:
+        print("no Debian mirror found in /etc/apt sources; set DEBIAN_MIRROR", file=sys.stderr)
+        return 1
+    print(mirror)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

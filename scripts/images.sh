@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Build the local container images the tests and the lab use. No registry is
+# reachable, so the Debian bases come from debootstrap + `docker import`, and
+# the test peers are built on top of them with images/<name>/Dockerfile.
+#
+#   scripts/images.sh [--force] [base|peers|all]   (default: all)
+#
+# An image is skipped when it exists and carries the label of the current
+# recipe; --force rebuilds. Balancers always run the bare base image:
+# installing HAProxy is the role's job.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+REPO=rtmpedge
+SUITES=${RTMPEDGE_SUITES:-"bookworm trixie"}
+PEER_SUITE=bookworm
+PEERS="media-nginx-rtmp publisher-ffmpeg"
+BASE_PACKAGES=python3,python3-apt,systemd,systemd-sysv,iproute2,procps,ca-certificates
+# Units that cannot work, or only get in the way, inside a container.
+MASKED_UNITS="getty.target console-getty.service systemd-firstboot.service systemd-remount-fs.service systemd-udevd.service"
+LABEL=org.rtmpedge.recipe
+DEB_CACHE=/var/cache/rtmpedge/debootstrap  # downloaded .debs, reused by rebuilds
+
+force=0
+what=all
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    base|peers|all) what=$arg ;;
+    *) echo "usage: $0 [--force] [base|peers|all]" >&2; exit 2 ;;
+  esac
+done
+
+say() { echo "images: $*"; }
+die() { echo "images: ERROR: $*" >&2; exit 1; }
+
+current_rootfs=""
+# debootstrap mounts /proc and /sys inside the rootfs: unmount before removing,
+# and never cross into another file system.
+remove_rootfs() {
+  [ -n "$current_rootfs" ] || return 0
+  umount -R "$current_rootfs/proc" "$current_rootfs/sys" 2>/dev/null || true
+  rm -rf --one-file-system "$current_rootfs"
+  current_rootfs=""
+}
+trap remove_rootfs EXIT
+
+quiet_build() {  # docker build ARGS...: output only when it fails
+  local out
+  out=$(DOCKER_BUILDKIT=0 docker build "$@" 2>&1) || { echo "$out" >&2; return 1; }
+}
+
+recipe_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+up_to_date() {  # image recipe
+  [ "$force" -eq 0 ] || return 1
+  [ "$(docker image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null)" = "$2" ]
+}
+
+build_base() {  # suite
+  local suite=$1 image=$REPO/debian-systemd:$1 recipe mirror rootfs started
+  recipe=$(printf '%s\n' "$BASE_PACKAGES" "$MASKED_UNITS" "$suite" | recipe_of - "$0")
+  up_to_date "$image" "$recipe" && return 0
+  command -v debootstrap >/dev/null || {
+    say "installing debootstrap"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  } || die "cannot install debootstrap"
+  mirror=$(python3 "$here/debian_mirror.py") || die "no Debian mirror configured on this machine"
+  rootfs=$(mktemp -d /var/tmp/rtmpedge-rootfs-XXXXXX)
+  current_rootfs=$rootfs
+  started=$SECONDS
+  say "building $image with debootstrap (usually 45-90 s)"
+  mkdir -p "$DEB_CACHE/$suite"
+  debootstrap --cache-dir="$DEB_CACHE/$suite" --variant=minbase --include="$BASE_PACKAGES" "$suite" "$rootfs" "$mirror" \
+    >"$rootfs.log" 2>&1 || { tail -n 20 "$rootfs.log" >&2; die "debootstrap $suite failed (log: $rootfs.log)"; }
+  rm -f "$rootfs.log"
+  for unit in $MASKED_UNITS; do ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"; done
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+  : >"$rootfs/etc/machine-id"
+  tar -C "$rootfs" -c . | docker import - "$image-rootfs" >/dev/null
+  # `docker import --change` cannot set STOPSIGNAL: one small build step adds the metadata.
+  printf '%s\n' "FROM $image-rootfs" 'ENV container=docker' 'STOPSIGNAL SIGRTMIN+3' \
+    'CMD ["/lib/systemd/systemd"]' "LABEL $LABEL=$recipe" \
+    | quiet_build -t "$image" -
+  docker image rm "$image-rootfs" >/dev/null
+  remove_rootfs
+  say "built $image in $((SECONDS - started)) s"
+}
+
+build_peer() {  # name
+  local image=$REPO/$1:$PEER_SUITE dir=$root/images/$1 recipe base_id started
+  base_id=$(docker image inspect --format '{{.Id}}' "$REPO/debian-systemd:$PEER_SUITE")
+  recipe=$({ echo "$base_id"; find "$dir" -type f | sort | xargs cat; } | recipe_of -)
+  up_to_date "$image" "$recipe" && return 0
+  started=$SECONDS
+  say "building $image (usually 30-120 s)"
+  quiet_build --label "$LABEL=$recipe" \
+    --build-arg "BASE=$REPO/debian-systemd:$PEER_SUITE" -t "$image" "$dir" \
+    || die "docker build $image failed"
+  say "built $image in $((SECONDS - started)) s"
+}
+
+"$here/ensure-docker.sh"
+case "$what" in
+  base) for s in $SUITES; do build_base "$s"; done ;;
+  peers) build_base "$PEER_SUITE"; for p in $PEERS; do build_peer "$p"; done ;;
+  all) for s in $SUITES; do build_base "$s"; done; for p in $PEERS; do build_peer "$p"; done ;;
+esac
