@@ -16,10 +16,12 @@ REPO=rtmpedge
 SUITES=${RTMPEDGE_SUITES:-"bookworm trixie"}
 PEER_SUITE=bookworm
 PEERS="media-nginx-rtmp publisher-ffmpeg"
-BASE_PACKAGES=python3,python3-apt,systemd,systemd-sysv,iproute2,procps,ca-certificates
+BASE_PACKAGES=python3,python3-apt,systemd,systemd-sysv,iproute2,procps,ca-certificates,sudo
 # Units that cannot work, or only get in the way, inside a container.
 MASKED_UNITS="getty.target console-getty.service systemd-firstboot.service systemd-remount-fs.service systemd-udevd.service"
 LABEL=org.rtmpedge.recipe
+# Bump when the way base images are built changes (the package list counts by itself).
+BASE_RECIPE_VERSION=2
 DEB_CACHE=/var/cache/rtmpedge/debootstrap  # downloaded .debs, reused by rebuilds
 
 force=0
@@ -51,6 +53,11 @@ quiet_build() {  # docker build ARGS...: output only when it fails
   out=$(DOCKER_BUILDKIT=0 docker build "$@" 2>&1) || { echo "$out" >&2; return 1; }
 }
 
+# A rebuilt tag leaves the previous image dangling: drop it unless a container uses it.
+drop_previous() {  # image-id-before-build
+  [ -n "$1" ] && docker image rm "$1" >/dev/null 2>&1 || true
+}
+
 recipe_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 up_to_date() {  # image recipe
@@ -59,9 +66,10 @@ up_to_date() {  # image recipe
 }
 
 build_base() {  # suite
-  local suite=$1 image=$REPO/debian-systemd:$1 recipe mirror rootfs started
-  recipe=$(printf '%s\n' "$BASE_PACKAGES" "$MASKED_UNITS" "$suite" | recipe_of - "$0")
+  local suite=$1 image=$REPO/debian-systemd:$1 recipe mirror rootfs started previous
+  recipe=$(printf "%s\n" "$BASE_RECIPE_VERSION" "$BASE_PACKAGES" "$MASKED_UNITS" "$suite" | recipe_of -)
   up_to_date "$image" "$recipe" && return 0
+  previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   command -v debootstrap >/dev/null || {
     say "installing debootstrap"
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
@@ -76,7 +84,9 @@ build_base() {  # suite
     >"$rootfs.log" 2>&1 || { tail -n 20 "$rootfs.log" >&2; die "debootstrap $suite failed (log: $rootfs.log)"; }
   rm -f "$rootfs.log"
   for unit in $MASKED_UNITS; do ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"; done
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+  # Keep the package lists, as on any installed host: an empty lists dir looks
+  # freshly updated to apt's cache_valid_time and hides every package.
+  rm -f "$rootfs"/var/cache/apt/archives/*.deb
   : >"$rootfs/etc/machine-id"
   tar -C "$rootfs" -c . | docker import - "$image-rootfs" >/dev/null
   # `docker import --change` cannot set STOPSIGNAL: one small build step adds the metadata.
@@ -85,19 +95,22 @@ build_base() {  # suite
     | quiet_build -t "$image" -
   docker image rm "$image-rootfs" >/dev/null
   remove_rootfs
+  drop_previous "$previous"
   say "built $image in $((SECONDS - started)) s"
 }
 
 build_peer() {  # name
-  local image=$REPO/$1:$PEER_SUITE dir=$root/images/$1 recipe base_id started
+  local image=$REPO/$1:$PEER_SUITE dir=$root/images/$1 recipe base_id started previous
   base_id=$(docker image inspect --format '{{.Id}}' "$REPO/debian-systemd:$PEER_SUITE")
   recipe=$({ echo "$base_id"; find "$dir" -type f | sort | xargs cat; } | recipe_of -)
   up_to_date "$image" "$recipe" && return 0
+  previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   started=$SECONDS
   say "building $image (usually 30-120 s)"
   quiet_build --label "$LABEL=$recipe" \
     --build-arg "BASE=$REPO/debian-systemd:$PEER_SUITE" -t "$image" "$dir" \
     || die "docker build $image failed"
+  drop_previous "$previous"
   say "built $image in $((SECONDS - started)) s"
 }
 

@@ -6,6 +6,8 @@ set -uo pipefail
 name=$1; shift
 logdir=${RTMPEDGE_LOGDIR:-build/logs}
 mkdir -p "$logdir"
+# Logs are files: no terminal colours in them.
+export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
 log=$logdir/$name.log
 started=$SECONDS
 "$@" >"$log" 2>&1
