@@ -55,7 +55,7 @@ quiet_build() {  # docker build ARGS...: output only when it fails
 
 # A rebuilt tag leaves the previous image dangling: drop it unless a container uses it.
 drop_previous() {  # image-id-before-build
-  [ -n "$1" ] && docker image rm "$1" >/dev/null 2>&1 || true
+  if [ -n "$1" ]; then docker image rm "$1" >/dev/null 2>&1 || true; fi
 }
 
 recipe_of() { cat "$@" | sha256sum | cut -c1-16; }
