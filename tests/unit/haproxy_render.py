@@ -1,0 +1,47 @@
+"""Render roles/haproxy/templates/haproxy.cfg.j2 in-process the way the role does.
+
+Role defaults, role vars and the facts the preflight derives are combined, then
+the template goes through Ansible's own Templar, so filters and tests behave as
+in a play.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan, derived_maxconn
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "haproxy"
+
+
+def _yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def render(media_servers: dict[str, dict], **overrides) -> str:
+    """The haproxy.cfg for these media servers (host -> host vars) and role variables."""
+    variables = {**_yaml(ROLE / "defaults" / "main.yml"), **_yaml(ROLE / "vars" / "main.yml"), **overrides}
+    variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
+    plan = backend_plan(list(media_servers), media_servers)
+    assert not plan["problems"], plan["problems"]
+    frontend = variables["haproxy_frontend_maxconn"] or derived_maxconn(plan["servers"], 200, 1024)
+    variables.update(
+        ansible_facts={"ansible_local": {}},
+        ansible_managed="Ansible managed",
+        _haproxy_servers=plan["servers"],
+        _haproxy_frontend_maxconn=frontend,
+        _haproxy_global_maxconn=variables["haproxy_global_maxconn"] or frontend + 512,
+    )
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(trust_as_template((ROLE / "templates" / "haproxy.cfg.j2").read_text(encoding="utf-8")))
+
+
+def haproxy_check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`haproxy -c` on a rendered configuration, as the role's validate step runs it."""
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config, encoding="utf-8")
+    return subprocess.run([haproxy_bin, "-c", "-f", str(path)], capture_output=True, text=True, check=False)
