@@ -1,4 +1,6 @@
-"""A converged balancer: HAProxy from Debian, running master-worker under systemd."""
+"""A converged balancer: HAProxy from Debian, master-worker under systemd, the rendered listeners."""
+
+import json
 
 from conftest import DEBIAN_HAPROXY_BRANCH
 
@@ -21,3 +23,47 @@ def test_haproxy_runs_master_worker(host):
     assert "-Ws" in cmdline, cmdline
     workers = host.run(f"pgrep -P {master_pid} -x haproxy").stdout.split()
     assert len(workers) >= 1, "the master has no worker"
+
+
+def test_rendered_config_is_ours_and_valid(host):
+    config = host.file("/etc/haproxy/haproxy.cfg")
+    assert config.contains("frontend rtmp_ingest")
+    assert config.mode == 0o640
+    assert host.run("haproxy -c -f /etc/haproxy/haproxy.cfg").rc == 0
+
+
+def test_listeners(host):
+    for spec in ("tcp://0.0.0.0:1935", "tcp://0.0.0.0:80", "tcp://0.0.0.0:8000", "tcp://127.0.0.1:8404"):
+        assert host.socket(spec).is_listening, spec
+    assert not host.socket("tcp://0.0.0.0:8404").is_listening
+
+
+def _http_status(host, url):
+    script = (
+        "import json, sys, urllib.request, urllib.error\n"
+        "try:\n r = urllib.request.urlopen(sys.argv[1], timeout=5); print(json.dumps([r.status, r.read().decode()]))\n"
+        "except urllib.error.HTTPError as e:\n print(json.dumps([e.code, e.read().decode()]))\n"
+    )
+    result = host.run(f"python3 -c '{script}' {url}")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_health_endpoint_is_503_without_media_servers(host):
+    status, body = _http_status(host, "http://127.0.0.1:8000/")
+    assert status == 503
+    assert "0 media servers up" in body
+
+
+def test_stats_and_metrics_on_the_management_bind(host):
+    assert _http_status(host, "http://127.0.0.1:8404/stats")[0] == 200
+    status, body = _http_status(host, "http://127.0.0.1:8404/metrics")
+    assert status == 200
+    assert "haproxy_process_" in body
+
+
+def test_admin_socket_is_not_world_accessible(host):
+    socket_file = host.file("/run/haproxy/admin.sock")
+    assert socket_file.is_socket
+    assert socket_file.mode & 0o007 == 0
+    assert socket_file.group == "haproxy"
