@@ -1,0 +1,101 @@
+"""The haproxy role's preflight, run for real by ansible-playbook on this machine (local connection).
+
+Only the preflight tag runs: nothing is installed or changed here. Each bad input
+must stop the play with a message naming the cause.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD_MEDIA = {"media1": {"rtmp_address": "10.30.0.1"}, "media2": {"rtmp_address": "10.30.0.2"}}
+
+
+def run_preflight(tmp_path: Path, media: dict, **balancer_vars) -> subprocess.CompletedProcess:
+    inventory = {
+        "balancers": {
+            "hosts": {
+                "lb-local": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                    "ansible_become": False,
+                    **balancer_vars,
+                }
+            }
+        },
+        "media_servers": {"hosts": media},
+    }
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(path), "playbooks/site.yml", "--tags", "haproxy_preflight"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_valid_inventory_passes(tmp_path):
+    result = run_preflight(tmp_path, GOOD_MEDIA)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+CASES = {
+    "empty_group": (
+        {},
+        {},
+        "Group media_servers has no hosts",
+    ),
+    "duplicate_endpoint": (
+        {"media1": {"rtmp_address": "10.30.0.1"}, "media2": {"rtmp_address": "10.30.0.1"}},
+        {},
+        "media2: 10.30.0.1:1935 is also the address of media1",
+    ),
+    "invalid_port": (
+        {"media1": {"rtmp_address": "10.30.0.1", "rtmp_port": 70000}},
+        {},
+        "media1: rtmp_port must be an integer 1..65535, got 70000",
+    ),
+    "invalid_weight": (
+        {"media1": {"rtmp_address": "10.30.0.1", "rtmp_weight": "heavy"}},
+        {},
+        "media1: rtmp_weight must be an integer 0..256",
+    ),
+    "transparent_without_tproxy": (
+        GOOD_MEDIA,
+        {"haproxy_client_ip_mode": "transparent"},
+        "the rtmpedge.balancer.tproxy role has not configured this host",
+    ),
+    "rtmps_without_certificate": (
+        GOOD_MEDIA,
+        {"haproxy_rtmps_enabled": True},
+        "haproxy_rtmps_certificate is empty",
+    ),
+    "unknown_mode": (
+        GOOD_MEDIA,
+        {"haproxy_client_ip_mode": "magic"},
+        "haproxy_client_ip_mode",
+    ),
+    "port_collision": (
+        GOOD_MEDIA,
+        {"haproxy_health_bind": {"address": "*", "port": 1935}},
+        "used once",
+    ),
+}
+
+
+@pytest.mark.parametrize(("media", "balancer_vars", "message"), CASES.values(), ids=CASES.keys())
+def test_bad_input_stops_the_play_with_its_cause(tmp_path, media, balancer_vars, message):
+    result = run_preflight(tmp_path, media, **balancer_vars)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    assert message in output, output
