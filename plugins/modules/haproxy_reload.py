@@ -110,7 +110,7 @@ def save_server_state(module, admin_socket, path):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".server-state.")
     with os.fdopen(fd, "w") as handle:
         handle.write(state)
-    os.chmod(tmp, 0o640)
+    os.chmod(tmp, 0o644)  # read by a master that may run as the haproxy user
     os.replace(tmp, path)
 
 

@@ -23,14 +23,18 @@ def _yaml(path: Path) -> dict:
 
 
 def render(media_servers: dict[str, dict], **overrides) -> str:
-    """The haproxy.cfg for these media servers (host -> host vars) and role variables."""
+    """The haproxy.cfg for these media servers (host -> host vars) and role variables.
+
+    debian="13" renders for Debian 13 (HAProxy 3.0); the default is Debian 12.
+    """
+    debian = overrides.pop("debian", "12")
     variables = {**_yaml(ROLE / "defaults" / "main.yml"), **_yaml(ROLE / "vars" / "main.yml"), **overrides}
     variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
     plan = backend_plan(list(media_servers), media_servers)
     assert not plan["problems"], plan["problems"]
     frontend = variables["haproxy_frontend_maxconn"] or derived_maxconn(plan["servers"], 200, 1024)
     variables.update(
-        ansible_facts={"ansible_local": {}},
+        ansible_facts={"ansible_local": {}, "distribution_major_version": debian},
         ansible_managed="Ansible managed",
         _haproxy_servers=plan["servers"],
         _haproxy_frontend_maxconn=frontend,

@@ -45,6 +45,7 @@ VARIANTS = {
     "defaults": {},
     "transparent": {"haproxy_client_ip_mode": "transparent"},
     "proxy_protocol": {"haproxy_client_ip_mode": "proxy_protocol"},
+    "proxy_protocol_v2": {"haproxy_client_ip_mode": "proxy_protocol", "haproxy_proxy_protocol_version": 2},
     "tcp_checks_roundrobin_sticky": {
         "haproxy_health_check": "tcp",
         "haproxy_balance_algorithm": "roundrobin",
@@ -132,16 +133,33 @@ def test_tcp_check_mode_has_no_handshake():
     assert "default-server check inter 5s fall 3 rise 2" in backend
 
 
-def test_transparent_mode_keeps_privileges_and_uses_client_ip():
+def test_transparent_mode_on_26_does_not_switch_uid():
+    # HAProxy 2.6 refuses usesrc when the configuration switches uid: systemd starts it unprivileged instead.
     config = render(FLEET, haproxy_client_ip_mode="transparent")
     assert "source 0.0.0.0 usesrc clientip" in _section(config, "backend rtmp_media")
     global_section = _section(config, "global")
     assert "user haproxy" not in global_section and "chroot" not in global_section
+    assert "setcap" not in global_section
 
 
-def test_proxy_protocol_mode_sends_v2_on_streams_and_checks():
+def test_transparent_mode_on_30_keeps_cap_net_admin_across_the_uid_switch():
+    global_section = _section(render(FLEET, haproxy_client_ip_mode="transparent", debian="13"), "global")
+    assert "user haproxy" in global_section
+    assert "setcap cap_net_admin" in global_section
+
+
+def test_other_modes_switch_uid_without_capabilities():
+    for debian in ("12", "13"):
+        global_section = _section(render(FLEET, debian=debian), "global")
+        assert "user haproxy" in global_section and "chroot /var/lib/haproxy" in global_section
+        assert "setcap" not in global_section
+
+
+def test_proxy_protocol_mode_sends_v1_by_default_on_streams_and_checks():
     config = render(FLEET, haproxy_client_ip_mode="proxy_protocol")
-    assert "default-server check inter 2s fall 3 rise 2 send-proxy-v2 check-send-proxy" in config
+    assert "default-server check inter 2s fall 3 rise 2 send-proxy check-send-proxy" in config
+    v2 = render(FLEET, haproxy_client_ip_mode="proxy_protocol", haproxy_proxy_protocol_version=2)
+    assert "default-server check inter 2s fall 3 rise 2 send-proxy-v2 check-send-proxy" in v2
     assert "usesrc" not in config
     assert "user haproxy" in _section(config, "global")
 

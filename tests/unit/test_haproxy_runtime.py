@@ -62,12 +62,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(path, seconds=10.0):
+def _wait_for(path, command, seconds=10.0):
+    """Until the socket answers the command (it exists a moment before it listens)."""
     deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{path} did not appear")
-        time.sleep(0.05)
+    while True:
+        try:
+            return send_command(str(path), command, timeout=1)
+        except RuntimeAPIError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{path} does not answer {command!r}")
+            time.sleep(0.05)
 
 
 def _config(admin, bind_port: int) -> str:
@@ -95,8 +99,8 @@ def haproxy_master(haproxy_bin, tmp_path):
     config.write_text(_config(admin, _free_port()))
     proc = subprocess.Popen([haproxy_bin, "-W", "-S", str(master), "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
-        _wait_for(master)
-        _wait_for(admin)
+        _wait_for(master, "show proc")
+        _wait_for(admin, "show info")
         yield proc, str(master), str(admin), config
     finally:
         proc.terminate()
