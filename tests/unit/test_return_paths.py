@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.return_paths import ReturnPathError, return_paths
 
@@ -49,7 +51,7 @@ def test_explicit_ids_and_addresses_win():
 
 def test_a_balancer_off_the_subnet_is_an_error_naming_it():
     with pytest.raises(
-        ReturnPathError, match="balancer lb1 has no interface on the subnet of media server address 10.9.0.1"
+        ReturnPathError, match=re.escape("balancer lb1 has no interface on the subnet of media server address 10.9.0.1")
     ):
         return_paths("10.9.0.1", [{"name": "lb1", "facts": LB1}], 256, 200)
 
