@@ -53,16 +53,12 @@ def _from_one_line(text: str) -> list[str]:
 def find_mirror() -> str | None:
     if os.environ.get("DEBIAN_MIRROR"):
         return os.environ["DEBIAN_MIRROR"]
-    for pattern in SOURCES_GLOBS:
+    readers = [(pattern, _from_deb822) for pattern in SOURCES_GLOBS]
+    readers += [(pattern, _from_one_line) for pattern in LIST_GLOBS]
+    for pattern, parse in readers:
         for path in sorted(glob.glob(pattern)):
             with open(path, encoding="utf-8") as handle:
-                mirrors = _from_deb822(handle.read())
-            if mirrors:
-                return mirrors[0]
-    for pattern in LIST_GLOBS:
-        for path in sorted(glob.glob(pattern)):
-            with open(path, encoding="utf-8") as handle:
-                mirrors = _from_one_line(handle.read())
+                mirrors = parse(handle.read())
             if mirrors:
                 return mirrors[0]
     return None

@@ -10,16 +10,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import yaml
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan, derived_maxconn
-
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "haproxy"
-
-
-def _yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+from role_render import render_template, role_variables
 
 
 def render(media_servers: dict[str, dict], **overrides) -> str:
@@ -28,20 +20,17 @@ def render(media_servers: dict[str, dict], **overrides) -> str:
     debian="13" renders for Debian 13 (HAProxy 3.0); the default is Debian 12.
     """
     debian = overrides.pop("debian", "12")
-    variables = {**_yaml(ROLE / "defaults" / "main.yml"), **_yaml(ROLE / "vars" / "main.yml"), **overrides}
-    variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
+    variables = role_variables("haproxy", **overrides)
     plan = backend_plan(list(media_servers), media_servers)
     assert not plan["problems"], plan["problems"]
     frontend = variables["haproxy_frontend_maxconn"] or derived_maxconn(plan["servers"], 200, 1024)
     variables.update(
         ansible_facts={"ansible_local": {}, "distribution_major_version": debian},
-        ansible_managed="Ansible managed",
         _haproxy_servers=plan["servers"],
         _haproxy_frontend_maxconn=frontend,
         _haproxy_global_maxconn=variables["haproxy_global_maxconn"] or frontend + 512,
     )
-    templar = Templar(loader=DataLoader(), variables=variables)
-    return templar.template(trust_as_template((ROLE / "templates" / "haproxy.cfg.j2").read_text(encoding="utf-8")))
+    return render_template("haproxy", "haproxy.cfg.j2", variables)
 
 
 def haproxy_check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.CompletedProcess:
