@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 STAGE := scripts/stage.sh
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help setup test test-quick lint sanity unit molecule images \
+.PHONY: help setup test test-quick lint sanity unit integration molecule images \
         lab lab-down lab-scale lab-status bench release clean
 
 help: ## List the targets
@@ -16,8 +16,8 @@ help: ## List the targets
 setup: ## Install the pinned Python requirements into .venv and link the collection
 	@scripts/setup-venv.sh
 
-test: setup ## Every test: lint, sanity, unit, package, molecule (what CI runs)
-	@scripts/run-stages.sh lint sanity unit package molecule
+test: setup ## Every test: lint, sanity, unit, package, integration, molecule (what CI runs)
+	@scripts/run-stages.sh lint sanity unit package integration molecule
 
 test-quick: setup ## lint, sanity, unit and package; no containers
 	@scripts/run-stages.sh lint sanity unit package
@@ -30,6 +30,9 @@ sanity: setup ## ansible-test sanity on a copy laid out as ansible_collections/r
 
 unit: setup ## pytest tests/unit
 	@$(STAGE) unit scripts/unit.sh
+
+integration: setup ## pytest tests/integration: inventory plugin vs dnsmasq, moto, HTTP, Docker
+	@$(STAGE) integration scripts/integration.sh
 
 molecule: setup ## every molecule scenario (starts docker and builds images when needed)
 	@$(STAGE) molecule scripts/molecule.sh $(SCENARIOS)

@@ -24,7 +24,7 @@ def server_name(host: str) -> str:
     return _NAME_UNSAFE.sub("_", str(host))
 
 
-def _as_int(value: object, low: int, high: int | None) -> int | None:
+def as_int(value: object, low: int, high: int | None) -> int | None:
     """The value as an int within [low, high], or None when it is not one."""
     if isinstance(value, bool):
         return None
@@ -53,7 +53,7 @@ def server_entry(host: str, host_vars: Mapping) -> tuple[dict, list[str]]:
     numbers = {}
     for var, default, low, high in checks:
         raw = host_vars.get(var, default)
-        numbers[var] = _as_int(raw, low, high)
+        numbers[var] = as_int(raw, low, high)
         if numbers[var] is None:
             bound = f"{low}..{high}" if high is not None else f">= {low}"
             problems.append(f"{host}: {var} must be an integer {bound}, got {raw!r}")

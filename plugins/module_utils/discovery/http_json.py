@@ -1,0 +1,78 @@
+# Copyright: rtmpedge maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Source `http_json`: GET a URL that answers with a JSON list of media servers.
+
+Schema: a list (or {"servers": [...]}) of objects with `address` (required), and
+optional `port`, `weight`, `maxconn`, `state` and `id` (the stable host name).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.error import HTTPError, URLError
+
+from ansible.module_utils.urls import open_url
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (
+    DiscoveryError,
+    MediaServer,
+    make_server,
+)
+
+
+def _fetch(label: str, options: dict) -> object:
+    headers = dict(options.get("headers") or {})
+    if options.get("bearer_token"):
+        headers["Authorization"] = f"Bearer {options['bearer_token']}"
+    headers.setdefault("Accept", "application/json")
+    url = options.get("url")
+    if not url:
+        raise DiscoveryError(label, "'url' is required")
+    try:
+        response = open_url(
+            url,
+            headers=headers,
+            timeout=float(options.get("timeout", 10)),
+            validate_certs=bool(options.get("validate_certs", True)),
+            ca_path=options.get("ca_path"),
+            http_agent="rtmpedge-media-servers",
+        )
+        body = response.read()
+    except HTTPError as e:
+        raise DiscoveryError(label, f"GET {url} answered HTTP {e.code} {e.reason}") from e
+    except TimeoutError as e:
+        raise DiscoveryError(label, f"GET {url} timed out after {options.get('timeout', 10)}s") from e
+    except URLError as e:
+        reason = "timed out" if isinstance(e.reason, (TimeoutError, socket.timeout)) else e.reason
+        raise DiscoveryError(label, f"GET {url} failed: {reason}") from e
+    except OSError as e:
+        raise DiscoveryError(label, f"GET {url} failed: {e}") from e
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise DiscoveryError(label, f"GET {url} did not return JSON: {e}") from e
+
+
+def discover(label: str, options: dict) -> list[MediaServer]:
+    data = _fetch(label, options)
+    if isinstance(data, dict) and "servers" in data:
+        data = data["servers"]
+    if not isinstance(data, list):
+        raise DiscoveryError(label, f"expected a JSON list of servers, got {type(data).__name__}")
+    found = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict) or "address" not in item:
+            raise DiscoveryError(label, f"item {index} must be an object with an 'address', got {item!r}")
+        found.append(
+            make_server(
+                label,
+                item.get("id"),
+                item["address"],
+                port=item.get("port"),
+                weight=item.get("weight"),
+                maxconn=item.get("maxconn"),
+                state=item.get("state"),
+                defaults=options,
+            )
+        )
+    return found

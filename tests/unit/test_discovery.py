@@ -1,0 +1,95 @@
+"""module_utils.discovery: checking outside data, merging sources, SRV weights."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (
+    DiscoveryError,
+    MediaServer,
+    make_server,
+    merge,
+    valid_address,
+)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.dns_srv import scale_weights
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.sources import discover_all
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("media-1.example.com", "media-1.example.com"),
+        ("999.1.1.1", None),
+        ("10.0.0", None),
+        ("bad host", None),
+        ("", None),
+        (None, None),
+        ("-lead.example.com", None),
+    ],
+)
+def test_valid_address(value, expected):
+    assert valid_address(value) == expected
+
+
+def test_make_server_applies_source_defaults_and_names_by_address():
+    server = make_server("s", None, "10.0.0.1", port=1936, defaults={"weight": 3, "maxconn": 9})
+    assert (server.name, server.port, server.weight, server.maxconn, server.state) == (
+        "10.0.0.1-1936",
+        1936,
+        3,
+        9,
+        "ready",
+    )
+    assert make_server("s", None, "10.0.0.1").name == "10.0.0.1"
+
+
+def test_make_server_errors_name_the_source_server_and_field():
+    with pytest.raises(
+        DiscoveryError, match=r"^media server source api: server 'edge-9': weight must be an integer 0\.\.256"
+    ):
+        make_server("api", "edge-9", "10.0.0.1", weight=500)
+
+
+def test_merge_keeps_the_first_endpoint_and_makes_names_unique():
+    first = [MediaServer("edge", "10.0.0.1", source="a")]
+    second = [MediaServer("other", "10.0.0.1", source="b"), MediaServer("edge", "10.0.0.2", source="b")]
+    servers, warnings = merge([first, second])
+    assert [(s.name, s.address, s.source) for s in servers] == [
+        ("edge", "10.0.0.1", "a"),
+        ("edge-1935", "10.0.0.2", "b"),
+    ]
+    assert warnings == ["b: other (10.0.0.1:1935) is a duplicate of edge from a; kept the first"]
+
+
+def test_host_vars_round_trip_through_the_cache_format():
+    server = MediaServer("t1", "10.0.0.5", 1935, 5, 1, "drain", "ecs", {"rtmp_task_arn": "arn:x"})
+    assert MediaServer.from_dict(server.as_dict()) == server
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [([0, 10, 256], [1, 10, 256]), ([1000, 500, 0], [256, 128, 1]), ([], [])],
+)
+def test_srv_weights_fit_haproxy(weights, expected):
+    assert scale_weights(weights) == expected
+
+
+def test_sources_must_be_a_non_empty_list():
+    with pytest.raises(DiscoveryError, match="'sources' must be a non-empty list"):
+        discover_all([], allow_empty=False, on_source_error="fail")
+
+
+def test_static_source_end_to_end():
+    servers, warnings = discover_all(
+        [{"type": "static", "servers": [{"address": "10.0.0.1", "name": "a"}, {"address": "10.0.0.2", "maxconn": 1}]}],
+        allow_empty=False,
+        on_source_error="fail",
+    )
+    assert [(s.name, s.maxconn, s.source) for s in servers] == [("a", 0, "static[0]"), ("10.0.0.2", 1, "static[0]")]
+    assert warnings == []
+
+
+def test_every_source_failing_under_skip_is_still_an_error():
+    with pytest.raises(DiscoveryError, match="all sources: found no media servers"):
+        discover_all([{"type": "static", "servers": "x"}], allow_empty=False, on_source_error="skip")
