@@ -13,11 +13,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / ".collections"))
 
 
-@pytest.fixture
-def repo_root() -> Path:
-    return REPO_ROOT
-
-
 @pytest.fixture(scope="session")
 def haproxy_bin() -> str:
     path = shutil.which("haproxy") or "/usr/sbin/haproxy"
