@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
@@ -75,9 +76,12 @@ def _wait_for(path, command, seconds=10.0):
 
 
 def _config(admin, bind_port: int) -> str:
+    state_file = Path(str(admin)).with_name("server-state")
     return f"""global
     stats socket {admin} mode 600 level admin
+    server-state-file {state_file}
 defaults
+    load-server-state-from-file global
     mode tcp
     timeout connect 1s
     timeout client 5s
@@ -131,6 +135,23 @@ def test_a_reload_that_cannot_bind_is_seen_as_failed(haproxy_master):
         outcome, after = wait_for_reload(master, before, seconds=15)
     assert outcome == "failed", after
     assert [w["pid"] for w in after["workers"]] == [w["pid"] for w in before["workers"]]
+
+
+def test_drain_and_weight_survive_a_reload_through_the_state_file(haproxy_master):
+    # What the haproxy_reload module does: save `show servers state`, then reload.
+    proc, master, admin, _config_path = haproxy_master
+    send_command(admin, "set server b/s1 state drain")
+    send_command(admin, "set weight b/s1 3")
+    Path(admin).with_name("server-state").write_text(send_command(admin, "show servers state"))
+    before = show_proc(master)
+    os.kill(proc.pid, signal.SIGUSR2)
+    outcome, _after = wait_for_reload(master, before, seconds=15)
+    assert outcome == "reloaded"
+    state = _wait_for(admin, "show servers state b")
+    # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight ...
+    fields = next(line.split() for line in state.splitlines() if " s1 " in line)
+    assert int(fields[6]) & 0x08, f"not draining after the reload: admin state {fields[6]}"  # SRV_ADMF_FDRAIN
+    assert fields[7] == "3"
 
 
 def test_admin_socket_server_state(haproxy_master):
