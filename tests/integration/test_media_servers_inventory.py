@@ -356,7 +356,7 @@ def bad_cases(http_url, dns_port, silent_dns_port, moto_url, moto_denied):
         "garbage_json": ({"type": "http_json", "url": f"{http_url}/garbage"}, "did not return JSON"),
         "object_not_list": (
             {"type": "http_json", "url": f"{http_url}/object"},
-            "expected a JSON list of servers, got dict",
+            "the JSON answer must be a list of servers, got dict",
         ),
         "wrong_type_port": (
             {"type": "http_json", "url": f"{http_url}/wrong-types"},
@@ -376,7 +376,7 @@ def bad_cases(http_url, dns_port, silent_dns_port, moto_url, moto_denied):
         ),
         "missing_address": (
             {"type": "http_json", "url": f"{http_url}/no-address"},
-            "must be an object with an 'address'",
+            "the JSON answer, item 0: must be a mapping with an 'address'",
         ),
         "http_500": ({"type": "http_json", "url": f"{http_url}/error"}, "answered HTTP 500"),
         "http_401": ({"type": "http_json", "url": f"{http_url}/auth"}, "answered HTTP 401"),

@@ -141,6 +141,29 @@ def make_server(
     )
 
 
+def servers_from_records(source: str, records: object, name_key: str, where: str, defaults: dict) -> list[MediaServer]:
+    """Servers from a list of mappings with `address` and optional port/weight/maxconn/state (static, http_json)."""
+    if not isinstance(records, list):
+        raise DiscoveryError(source, f"{where} must be a list of servers, got {type(records).__name__}")
+    found = []
+    for index, item in enumerate(records):
+        if not isinstance(item, dict) or "address" not in item:
+            raise DiscoveryError(source, f"{where}, item {index}: must be a mapping with an 'address', got {item!r}")
+        found.append(
+            make_server(
+                source,
+                item.get(name_key),
+                item["address"],
+                port=item.get("port"),
+                weight=item.get("weight"),
+                maxconn=item.get("maxconn"),
+                state=item.get("state"),
+                defaults=defaults,
+            )
+        )
+    return found
+
+
 def merge(batches: list[list[MediaServer]]) -> tuple[list[MediaServer], list[str]]:
     """Servers of all sources; a server whose address:port an earlier one already has is dropped.
 

@@ -16,7 +16,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (
     DiscoveryError,
     MediaServer,
-    make_server,
+    servers_from_records,
 )
 
 
@@ -57,22 +57,4 @@ def discover(label: str, options: dict) -> list[MediaServer]:
     data = _fetch(label, options)
     if isinstance(data, dict) and "servers" in data:
         data = data["servers"]
-    if not isinstance(data, list):
-        raise DiscoveryError(label, f"expected a JSON list of servers, got {type(data).__name__}")
-    found = []
-    for index, item in enumerate(data):
-        if not isinstance(item, dict) or "address" not in item:
-            raise DiscoveryError(label, f"item {index} must be an object with an 'address', got {item!r}")
-        found.append(
-            make_server(
-                label,
-                item.get("id"),
-                item["address"],
-                port=item.get("port"),
-                weight=item.get("weight"),
-                maxconn=item.get("maxconn"),
-                state=item.get("state"),
-                defaults=options,
-            )
-        )
-    return found
+    return servers_from_records(label, data, "id", "the JSON answer", options)

@@ -5,30 +5,10 @@
 from __future__ import annotations
 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (
-    DiscoveryError,
     MediaServer,
-    make_server,
+    servers_from_records,
 )
 
 
 def discover(label: str, options: dict) -> list[MediaServer]:
-    servers = options.get("servers")
-    if not isinstance(servers, list):
-        raise DiscoveryError(label, f"'servers' must be a list of servers, got {type(servers).__name__}")
-    found = []
-    for index, item in enumerate(servers):
-        if not isinstance(item, dict) or "address" not in item:
-            raise DiscoveryError(label, f"servers[{index}] must be a mapping with an 'address', got {item!r}")
-        found.append(
-            make_server(
-                label,
-                item.get("name"),
-                item["address"],
-                port=item.get("port"),
-                weight=item.get("weight"),
-                maxconn=item.get("maxconn"),
-                state=item.get("state"),
-                defaults=options,
-            )
-        )
-    return found
+    return servers_from_records(label, options.get("servers"), "name", "'servers'", options)
