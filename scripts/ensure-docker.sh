@@ -15,12 +15,8 @@ engine_answers && exit 0
 
 [ "$(id -u)" -eq 0 ] || die "no engine answers and starting one needs root (run as root, or start dockerd yourself)"
 
-if ! command -v dockerd >/dev/null; then
-  say "installing docker.io from Debian (usually 30-60 s)"
-  apt-get update -qq >/dev/null || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null \
-    || die "apt-get install docker.io failed"
-fi
+command -v dockerd >/dev/null || say "installing docker.io from Debian (usually 30-60 s)"
+"$(dirname "$0")/ensure-deb.sh" dockerd docker.io >/dev/null || die "cannot install docker.io"
 
 if ! pgrep -x dockerd >/dev/null; then
   # A dockerd killed without cleanup leaves its pid file behind and refuses to start.

@@ -70,10 +70,7 @@ build_base() {  # suite
   recipe=$(printf "%s\n" "$BASE_RECIPE_VERSION" "$BASE_PACKAGES" "$MASKED_UNITS" "$suite" | recipe_of -)
   up_to_date "$image" "$recipe" && return 0
   previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-  command -v debootstrap >/dev/null || {
-    say "installing debootstrap"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  } || die "cannot install debootstrap"
+  "$here/ensure-deb.sh" debootstrap debootstrap || die "cannot install debootstrap"
   mirror=$(python3 "$here/debian_mirror.py") || die "no Debian mirror configured on this machine"
   rootfs=$(mktemp -d /var/tmp/rtmpedge-rootfs-XXXXXX)
   current_rootfs=$rootfs

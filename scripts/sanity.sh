@@ -24,9 +24,7 @@ if ! cmp -s scripts/ansible_test_get_pip.py "$get_pip"; then
 fi
 
 # The shellcheck sanity test is skipped with a mere warning when it is missing.
-if ! command -v shellcheck >/dev/null && [ "$(id -u)" -eq 0 ]; then
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
-fi
+scripts/ensure-deb.sh shellcheck shellcheck
 
 # Only what git would ship: tracked files and untracked ones not ignored.
 # tests/output keeps ansible-test's venvs between runs.
