@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan, derived_maxconn
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import server_line
 
 
 def rtmp_backend_plan(hosts, hostvars):
@@ -25,9 +26,18 @@ def rtmp_derived_maxconn(servers, per_server_fallback=200, floor=1024):
     return derived_maxconn(servers, int(per_server_fallback), int(floor))
 
 
+def rtmp_server_line(server):
+    """A server entry of rtmp_backend_plan as its haproxy.cfg line (the reconcile job writes the same)."""
+    try:
+        return server_line(server)
+    except (KeyError, TypeError) as e:
+        raise AnsibleFilterError(f"rtmp_server_line: not a server entry of rtmp_backend_plan: {server!r}") from e
+
+
 class FilterModule:
     def filters(self):
         return {
             "rtmp_backend_plan": rtmp_backend_plan,
             "rtmp_derived_maxconn": rtmp_derived_maxconn,
+            "rtmp_server_line": rtmp_server_line,
         }

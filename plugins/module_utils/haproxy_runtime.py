@@ -117,3 +117,106 @@ def wait_for_reload(master_socket: str, before: dict, seconds: float, interval: 
         if time.monotonic() > deadline:
             return "timeout", after
         time.sleep(interval)
+
+
+# srv_admin_state bits (HAProxy's SRV_ADMF_*): forced/inherited/config/resolution maintenance,
+# forced/inherited drain. A server with only the config bit left was set ready at runtime.
+ADMIN_FMAINT = 0x01
+ADMIN_IMAINT = 0x02
+ADMIN_RMAINT = 0x20
+ADMIN_HMAINT = 0x40
+ADMIN_FDRAIN = 0x08
+ADMIN_IDRAIN = 0x10
+_MAINT_BITS = ADMIN_FMAINT | ADMIN_IMAINT | ADMIN_RMAINT | ADMIN_HMAINT
+_DRAIN_BITS = ADMIN_FDRAIN | ADMIN_IDRAIN
+
+
+def admin_state(bits: int) -> str:
+    """'maint', 'drain' or 'ready' for a srv_admin_state value."""
+    if bits & _MAINT_BITS:
+        return "maint"
+    if bits & _DRAIN_BITS:
+        return "drain"
+    return "ready"
+
+
+def parse_servers_state(text: str, backend: str) -> dict[str, dict]:
+    """Parse `show servers state` (format 1): {server name: {address, port, state, weight, admin}}."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "1":
+        raise RuntimeAPIError(f"unexpected answer to 'show servers state': {text[:200]!r}")
+    header: list[str] = []
+    servers: dict[str, dict] = {}
+    for line in lines[1:]:
+        if line.startswith("#"):
+            header = line.lstrip("# ").split()
+            continue
+        fields = line.split()
+        if not fields or not header:
+            continue
+        row = dict(zip(header, fields, strict=False))
+        if row.get("be_name") != backend:
+            continue
+        bits = int(row["srv_admin_state"])
+        servers[row["srv_name"]] = {
+            "address": row["srv_addr"],
+            "port": int(row["srv_port"]),
+            "weight": int(row["srv_uweight"]),
+            "state": admin_state(bits),
+            "admin": bits,
+        }
+    return servers
+
+
+def parse_stat(text: str, backend: str) -> dict[str, dict]:
+    """Parse `show stat` CSV: {server name: {sessions (scur), maxconn (slim, 0 = none), status}}."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# pxname,"):
+        raise RuntimeAPIError(f"unexpected answer to 'show stat': {text[:200]!r}")
+    header = lines[0][2:].split(",")
+    servers = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND", None):
+            continue
+        servers[row["svname"]] = {
+            "sessions": int(row.get("scur") or 0),
+            "maxconn": int(row.get("slim") or 0),
+            "status": row.get("status", ""),
+        }
+    return servers
+
+
+def backend_state(admin_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict]:
+    """The current worker's view of a backend's servers: state file columns plus sessions and maxconn."""
+    servers = parse_servers_state(send_command(admin_socket, f"show servers state {backend}", timeout), backend)
+    stats = parse_stat(send_command(admin_socket, f"show stat {backend} 4 -1", timeout), backend)
+    for name, server in servers.items():
+        server.update(stats.get(name, {"sessions": 0, "maxconn": 0, "status": ""}))
+    return servers
+
+
+def sessions_by_worker(master_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict[int, int]]:
+    """Sessions per server in every worker, old ones included: {server: {worker pid: sessions}}.
+
+    After a reload the streams that started before it stay on the old worker, which
+    the admin socket (current worker only) no longer shows.
+    """
+    counts: dict[str, dict[int, int]] = {}
+    for worker in show_proc(master_socket, timeout)["workers"]:
+        try:
+            answer = send_command(master_socket, f"@!{worker['pid']} show stat {backend} 4 -1", timeout)
+            stats = parse_stat(answer, backend)
+        except RuntimeAPIError:
+            continue  # the worker exited between the two commands
+        for name, row in stats.items():
+            counts.setdefault(name, {})[worker["pid"]] = row["sessions"]
+    return counts
+
+
+def run(admin_socket: str, command: str, expect: str = "", timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Send an admin command; raise unless the answer is empty or contains `expect`."""
+    answer = send_command(admin_socket, command, timeout).strip()
+    if (expect and expect not in answer) or (not expect and answer):
+        raise RuntimeAPIError(f"HAProxy refused {command!r}: {answer or 'no answer'}")
+    return answer

@@ -75,54 +75,9 @@ old_workers:
   sample: [168]
 """
 
-import os
-import tempfile
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
-    RuntimeAPIError,
-    send_command,
-    show_proc,
-    wait_for_reload,
-)
-
-
-def read_proc(module, path):
-    try:
-        return show_proc(path)
-    except RuntimeAPIError as e:
-        module.fail_json(msg=f"cannot read HAProxy's master CLI: {e}")
-    return None  # not reached: fail_json exits
-
-
-def save_server_state(module, admin_socket, path):
-    """Write `show servers state` atomically; warn (not fail) when it cannot be read."""
-    try:
-        state = send_command(admin_socket, "show servers state")
-    except RuntimeAPIError as e:
-        module.warn(f"server state not saved, drain/maint states set at runtime may be lost: {e}")
-        return
-    if not state.startswith("1\n"):
-        module.warn(f"server state not saved, unexpected answer: {state[:120]!r}")
-        return
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".server-state.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(state)
-    os.chmod(tmp, 0o644)  # read by a master that may run as the haproxy user
-    os.replace(tmp, path)
-
-
-def journal_alerts(module, service, since):
-    """HAProxy's ALERT lines (and the master's 'Loading failure') logged since a timestamp."""
-    journalctl = module.get_bin_path("journalctl")
-    if not journalctl:
-        return []
-    _rc, out, _err = module.run_command(
-        [journalctl, "-u", service, "--since", f"@{int(since) - 1}", "-o", "cat", "--no-pager"]
-    )
-    return [line.strip() for line in out.splitlines() if "[ALERT]" in line or "Loading failure" in line]
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import RuntimeAPIError, show_proc
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError, reload
 
 
 def main():
@@ -137,46 +92,27 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    before = read_proc(module, params["master_socket"])
-    old_pids = {w["pid"] for w in before["workers"]}
     if module.check_mode:
-        module.exit_json(changed=True, master_pid=before["master"]["pid"], old_workers=sorted(old_pids))
-
-    if params["server_state_file"]:
-        save_server_state(module, params["admin_socket"], params["server_state_file"])
-
-    started = time.time()
-    systemctl = module.get_bin_path("systemctl", required=True)
-    rc, out, err = module.run_command([systemctl, "reload", params["service"]])
-    if rc != 0:
-        alerts = journal_alerts(module, params["service"], started)
-        module.fail_json(
-            msg="HAProxy reload refused: " + ("; ".join(alerts) or (err or out).strip()),
-            alerts=alerts,
-            rc=rc,
+        try:
+            before = show_proc(params["master_socket"])
+        except RuntimeAPIError as e:
+            module.fail_json(msg=f"cannot read HAProxy's master CLI: {e}")
+        module.exit_json(
+            changed=True, master_pid=before["master"]["pid"], old_workers=sorted(w["pid"] for w in before["workers"])
         )
-
-    outcome, after = wait_for_reload(params["master_socket"], before, params["timeout"])
-    if outcome == "timeout":
-        module.fail_json(
-            msg=f"the HAProxy master did not report a reload with a new worker within {params['timeout']}s",
-            alerts=journal_alerts(module, params["service"], started),
-            show_proc=after,
+    try:
+        result = reload(
+            params["service"],
+            master_socket=params["master_socket"],
+            admin_socket=params["admin_socket"],
+            state_file=params["server_state_file"],
+            timeout=params["timeout"],
         )
-    if outcome == "failed":
-        alerts = journal_alerts(module, params["service"], started)
-        module.fail_json(
-            msg="HAProxy could not load the new configuration; the previous worker keeps serving: "
-            + ("; ".join(alerts) or "see journalctl -u " + params["service"]),
-            alerts=alerts,
-        )
-    new_workers = [w for w in after["workers"] if w["pid"] not in old_pids]
-    module.exit_json(
-        changed=True,
-        master_pid=after["master"]["pid"],
-        worker_pid=min(new_workers, key=lambda w: w["reloads"])["pid"],
-        old_workers=sorted(w["pid"] for w in after["workers"] if w["pid"] in old_pids),
-    )
+    except ReloadError as e:
+        module.fail_json(msg=str(e), alerts=e.alerts)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(changed=True, **result)
 
 
 if __name__ == "__main__":

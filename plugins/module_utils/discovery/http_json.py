@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
 
-from ansible.module_utils.urls import open_url
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (
     DiscoveryError,
     MediaServer,
     servers_from_records,
 )
+
+
+def _tls_context(options: dict) -> ssl.SSLContext:
+    # Plain urllib rather than Ansible's open_url: the reconcile job runs this
+    # code on balancers that have no Ansible installed.
+    context = ssl.create_default_context(cafile=options.get("ca_path") or None)
+    if not options.get("validate_certs", True):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _fetch(label: str, options: dict) -> object:
@@ -28,16 +39,16 @@ def _fetch(label: str, options: dict) -> object:
     url = options.get("url")
     if not url:
         raise DiscoveryError(label, "'url' is required")
+    if not str(url).startswith(("http://", "https://")):
+        raise DiscoveryError(label, f"'url' must be an http:// or https:// URL, got {url!r}")
+    headers.setdefault("User-Agent", "rtmpedge-media-servers")
     try:
-        response = open_url(
-            url,
-            headers=headers,
+        with urlopen(  # noqa: S310 - the scheme is checked above
+            Request(url, headers=headers),  # noqa: S310
             timeout=float(options.get("timeout", 10)),
-            validate_certs=bool(options.get("validate_certs", True)),
-            ca_path=options.get("ca_path"),
-            http_agent="rtmpedge-media-servers",
-        )
-        body = response.read()
+            context=_tls_context(options),
+        ) as response:
+            body = response.read()
     except HTTPError as e:
         raise DiscoveryError(label, f"GET {url} answered HTTP {e.code} {e.reason}") from e
     except TimeoutError as e:

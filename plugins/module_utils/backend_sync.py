@@ -1,0 +1,295 @@
+# Copyright: rtmpedge maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Apply a new haproxy.cfg to the running HAProxy with as few reloads as possible.
+
+Membership changes (servers added, removed, re-weighted, moved, put in maintenance)
+go through the runtime API; only a change elsewhere in the file needs a reload,
+which every live stream would otherwise pin to an old worker for hours. Used by
+the haproxy_apply module (the haproxy role's handler) and the reconcile job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import (
+    ConfigError,
+    read_backend,
+    structure,
+)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
+    RuntimeAPIError,
+    backend_state,
+    run,
+)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import (
+    ReloadError,
+    reload,
+    validate,
+    write_atomically,
+)
+
+
+class SyncError(Exception):
+    """Nothing was changed, for the reason given."""
+
+
+@dataclass
+class Settings:
+    """Where HAProxy keeps things on a balancer (the haproxy role's defaults)."""
+
+    config_path: str = "/etc/haproxy/haproxy.cfg"
+    last_good_path: str = "/etc/haproxy/haproxy.cfg.last-good"
+    backend: str = "rtmp_media"
+    admin_socket: str = "/run/haproxy/admin.sock"
+    master_socket: str = "/run/haproxy/master.sock"
+    server_state_file: str = "/var/lib/haproxy/server-state"
+    service: str = "haproxy"
+    haproxy: str = "/usr/sbin/haproxy"
+    lock_path: str = "/run/rtmpedge-reconcile.lock"
+    lock_wait: float = 60.0
+    reload_timeout: float = 30.0
+    allow_empty: bool = False
+    max_shrink: float = 0.5  # largest fraction of the servers one change may remove
+    config_group: str = "haproxy"
+    reload_command: list = field(default_factory=list)  # empty: systemctl reload <service>
+
+
+@dataclass
+class Change:
+    kind: str  # add | address | weight | maxconn | state | drain | remove
+    server: str
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (command, expected answer)
+    detail: str = ""
+
+
+@contextlib.contextmanager
+def locked(path: str, wait: float):
+    """Hold an exclusive lock; raise SyncError when another run keeps it longer than `wait` seconds."""
+    handle = open(path, "a")  # noqa: SIM115 - closed in finally
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as e:
+                if time.monotonic() >= deadline:
+                    raise SyncError(f"another reconcile run holds {path}; gave up after {wait:g}s") from e
+                time.sleep(0.1)
+        yield
+    finally:
+        handle.close()
+
+
+def check_guards(desired: dict, previous: dict, settings: Settings, allow_shrink: bool = False) -> None:
+    """Refuse an empty backend or one that lost too many servers at once."""
+    if not desired and not settings.allow_empty:
+        raise SyncError("the new configuration has no media servers (allow an empty backend to accept that)")
+    removed = [name for name in previous if name not in desired]
+    if previous and not allow_shrink and len(removed) / len(previous) > settings.max_shrink:
+        raise SyncError(
+            f"the backend would shrink from {len(previous)} to {len(desired)} servers, removing "
+            f"{len(removed)} ({', '.join(sorted(removed)[:10])}); more than {settings.max_shrink:.0%} at once "
+            "looks like broken discovery. Allow the shrink explicitly for an intended scale-in."
+        )
+
+
+def _add(ref: str, want: dict, default_options: str) -> list[tuple[str, str]]:
+    """`add server` starts a server in maintenance with checks off (HAProxy 2.6 and 3.0)."""
+    add = f"add server {ref} {want['address']}:{want['port']} {default_options} weight {want['weight']}"
+    if want["maxconn"]:
+        add += f" maxconn {want['maxconn']}"
+    commands = [(" ".join(add.split()), "New server registered")]
+    if "check" in default_options.split():
+        commands.append((f"enable health {ref}", ""))
+    if want["state"] != "maint":
+        commands.append((f"enable server {ref}", ""))
+    return commands
+
+
+def _updates(ref: str, name: str, want: dict, have: dict, was: dict | None) -> list[Change]:
+    """Changes for a server both running and wanted."""
+    changes = []
+    if (have["address"], have["port"]) != (want["address"], want["port"]):
+        command = f"set server {ref} addr {want['address']} port {want['port']}"
+        move = f"{have['address']}:{have['port']} -> {want['address']}:{want['port']}"
+        changes.append(Change("address", name, [(command, "changed")], move))
+    for kind, command in (("weight", f"set weight {ref}"), ("maxconn", f"set maxconn server {ref}")):
+        if have[kind] != want[kind]:
+            changes.append(Change(kind, name, [(f"{command} {want[kind]}", "")], f"{have[kind]} -> {want[kind]}"))
+    operator_set = was is not None and was["state"] == "ready" and have["state"] != "ready"
+    if have["state"] != want["state"] and not operator_set:
+        command = f"set server {ref} state {want['state']}"
+        changes.append(Change("state", name, [(command, "")], f"{have['state']} -> {want['state']}"))
+    return changes
+
+
+def _departures(ref: str, name: str, have: dict) -> list[Change]:
+    """A running server no longer wanted: drain it, delete it once it has no session."""
+    changes = []
+    if have["state"] == "ready":
+        changes.append(Change("drain", name, [(f"set server {ref} state drain", "")], f"{have['sessions']} sessions"))
+    if have["sessions"] == 0:
+        commands = [] if have["state"] == "maint" else [(f"set server {ref} state maint", "")]
+        changes.append(Change("remove", name, [*commands, (f"del server {ref}", "Server deleted")]))
+    return changes
+
+
+def plan_changes(backend: str, desired: dict, previous: dict, running: dict, default_options: str) -> list[Change]:
+    """Runtime commands that turn `running` into `desired`.
+
+    `previous` is the configuration HAProxy last applied: a drain or maintenance set
+    at runtime on a server that stayed in the file came from an operator (or the
+    drain playbook) and is left alone; one the file asked for is undone when the
+    file stops asking.
+    """
+    changes = []
+    for name, want in desired.items():
+        ref = f"{backend}/{name}"
+        if name in running:
+            changes += _updates(ref, name, want, running[name], previous.get(name))
+        else:
+            changes.append(Change("add", name, _add(ref, want, default_options), f"{want['address']}:{want['port']}"))
+    for name, have in running.items():
+        if name not in desired:
+            changes += _departures(f"{backend}/{name}", name, have)
+    return changes
+
+
+def apply_changes(admin_socket: str, changes: list[Change]) -> list[Change]:
+    """Send the changes' commands in order; returns the changes applied. Raises RuntimeAPIError.
+
+    A server that gained a session between the read and `del server` stays draining.
+    """
+    applied = []
+    for change in changes:
+        try:
+            for command, expect in change.commands:
+                run(admin_socket, command, expect)
+        except RuntimeAPIError as e:
+            if change.kind == "remove" and "connection" in str(e).lower():
+                continue
+            raise
+        applied.append(change)
+    return applied
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _servers(text: str, backend: str, what: str) -> dict:
+    try:
+        return read_backend(text, backend)
+    except (ConfigError, ValueError) as e:
+        raise SyncError(f"{what}: {e}") from e
+
+
+def summary(changes: list[Change]) -> dict:
+    """Server names by kind of change."""
+    result: dict[str, list[str]] = {}
+    for change in changes:
+        result.setdefault(change.kind, []).append(change.server)
+    return result
+
+
+def _reload_or_restore(settings: Settings, baseline: str | None) -> dict:
+    """A verified reload; when it fails, the file goes back to what HAProxy still runs."""
+    try:
+        return reload(
+            settings.service,
+            master_socket=settings.master_socket,
+            admin_socket=settings.admin_socket,
+            state_file=settings.server_state_file,
+            timeout=settings.reload_timeout,
+            command=settings.reload_command or None,
+        )
+    except ReloadError:
+        if baseline is not None:
+            write_atomically(settings.config_path, baseline, 0o640, settings.config_group)
+        raise
+
+
+def apply_config(
+    candidate: str,
+    settings: Settings,
+    allow_shrink: bool = False,
+    check_mode: bool = False,
+    trust_current: bool = False,
+) -> dict:
+    """Make HAProxy run `candidate` (the full haproxy.cfg text): at runtime when only servers
+    changed, else by a verified reload. The file is replaced only once the candidate is
+    valid, and the last good configuration stays in `last_good_path`. Without one, the
+    file on disk counts as running only with `trust_current` (the reconcile job, which
+    writes nothing else); otherwise HAProxy is reloaded to be sure.
+
+    Returns {'changed', 'reloaded', 'changes' (kind -> servers), 'lingering' (server ->
+    sessions), 'warnings', 'reason'}. Raises SyncError or ReloadError; then the running
+    HAProxy and the file on disk are as they were.
+    """
+    current = _read(settings.config_path)
+    last_good = _read(settings.last_good_path)
+    baseline = last_good if last_good is not None else (current if trust_current else None)
+    new = _servers(candidate, settings.backend, "the new configuration")
+    old = _servers(baseline, settings.backend, "the running configuration") if baseline else {"servers": {}}
+    check_guards(new["servers"], old["servers"], settings, allow_shrink)
+
+    result = {"changed": False, "reloaded": False, "changes": {}, "lingering": {}, "warnings": [], "reason": ""}
+    structural = baseline is None or structure(candidate, settings.backend) != structure(baseline, settings.backend)
+    changes: list[Change] = []
+    if not structural:
+        try:
+            running = backend_state(settings.admin_socket, settings.backend)
+        except RuntimeAPIError as e:
+            raise SyncError(f"cannot read the running servers: {e}") from e
+        changes = plan_changes(settings.backend, new["servers"], old["servers"], running, new["default_server"])
+        removed = {c.server for c in changes if c.kind == "remove"}
+        result["lingering"] = {
+            name: have["sessions"]
+            for name, have in running.items()
+            if name not in new["servers"] and name not in removed
+        }
+    file_changes = candidate != current
+    result["changed"] = bool(changes) or file_changes or structural
+    result["changes"] = summary(changes)
+    if check_mode or not result["changed"]:
+        result["reloaded"] = structural
+        return result
+
+    staged = settings.config_path + ".rtmpedge-new"
+    write_atomically(staged, candidate, 0o640, settings.config_group)
+    try:
+        validate(staged, settings.haproxy)
+        if not structural:
+            try:
+                applied = apply_changes(settings.admin_socket, changes)
+                result["changes"] = summary(applied)
+            except RuntimeAPIError as e:
+                # The file is valid: a reload applies it, and the streams stay on the old worker.
+                result["warnings"].append(f"runtime update failed, reloading instead: {e}")
+                structural = True
+                result["reason"] = f"runtime update failed: {e}"
+        os.replace(staged, settings.config_path)
+    finally:
+        if os.path.exists(staged):
+            os.unlink(staged)
+
+    if structural:
+        result["reason"] = result["reason"] or (
+            "no last good configuration" if baseline is None else "structural change"
+        )
+        outcome = _reload_or_restore(settings, baseline)
+        result["reloaded"] = True
+        result["warnings"] += outcome.pop("warnings")
+        result.update(outcome)
+    write_atomically(settings.last_good_path, candidate, 0o640, settings.config_group)
+    return result

@@ -1,0 +1,118 @@
+# Copyright: rtmpedge maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The reconcile job run by cron or a timer on each balancer (role rtmpedge.balancer.reconcile).
+
+discover (the inventory plugin's own configuration file and sources) -> desired
+server lines -> backend_sync.apply_config (runtime API, reload only when needed,
+last good config kept) -> one log line. Needs Python 3 and PyYAML, plus the client
+library of the sources in use (boto3, dnspython, docker); no Ansible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
+    Settings,
+    SyncError,
+    apply_config,
+    locked,
+)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import DiscoveryError
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.sources import discover_all
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import ConfigError, replace_servers
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
+
+DEFAULT_CONFIG = "/etc/rtmpedge/reconcile.json"
+
+
+class JobError(Exception):
+    """The job's own configuration is unusable."""
+
+
+def load_job(path: str) -> tuple[Settings, str]:
+    """The settings and the discovery file named in the job's JSON configuration."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+        settings = Settings(**data.get("settings", {}))
+        return settings, data["discovery_config"]
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise JobError(f"cannot use the job configuration {path}: {e}") from e
+
+
+def desired_servers(discovery_config: str) -> tuple[list[dict], list[str]]:
+    """Discover with the inventory plugin's configuration file; returns servers and warnings."""
+    import yaml  # noqa: PLC0415 - only the job needs PyYAML; importing this file must not
+
+    try:
+        with open(discovery_config) as handle:
+            config = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as e:
+        raise JobError(f"cannot read the discovery configuration {discovery_config}: {e}") from e
+    if not isinstance(config, dict):
+        raise JobError(f"{discovery_config} must be a mapping like an inventory plugin configuration")
+    servers, warnings = discover_all(
+        config.get("sources"), bool(config.get("allow_empty", False)), config.get("on_source_error", "fail")
+    )
+    hostvars = {s.name: s.host_vars() for s in servers}
+    plan = backend_plan(hostvars, hostvars)
+    if plan["problems"]:
+        raise DiscoveryError("discovery", "; ".join(plan["problems"]))
+    return plan["servers"], warnings
+
+
+def log_line(result: dict, seconds: float) -> str:
+    """The one line a run leaves in the journal."""
+    changes = result["changes"]
+    parts = [f"{kind}={','.join(changes[kind])}" for kind in sorted(changes)]
+    if result["lingering"]:
+        parts.append("draining=" + ",".join(f"{n}({s} sessions)" for n, s in sorted(result["lingering"].items())))
+    parts.append(f"reload={'yes (' + result['reason'] + ')' if result['reloaded'] else 'no'}")
+    if result.get("worker_pid"):
+        parts.append(f"worker={result['worker_pid']}")
+    parts.append(f"duration={seconds:.2f}s")
+    return ("changed " if result["changed"] else "no change ") + " ".join(parts)
+
+
+def run(settings: Settings, discovery_config: str, allow_shrink: bool, dry_run: bool) -> tuple[dict, list[str]]:
+    with locked(settings.lock_path, settings.lock_wait):
+        servers, warnings = desired_servers(discovery_config)
+        try:
+            with open(settings.config_path) as handle:
+                current = handle.read()
+            candidate = replace_servers(current, settings.backend, servers)
+        except (OSError, ConfigError) as e:
+            raise JobError(f"cannot read {settings.config_path}: {e}") from e
+        result = apply_config(candidate, settings, allow_shrink=allow_shrink, check_mode=dry_run, trust_current=True)
+    return result, warnings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rtmpedge-reconcile",
+        description="Make HAProxy's media servers match discovery, at runtime where possible.",
+    )
+    parser.add_argument("--config", default=os.environ.get("RTMPEDGE_RECONCILE_CONFIG", DEFAULT_CONFIG))
+    parser.add_argument("--allow-shrink", action="store_true", help="accept removing more servers than max_shrink")
+    parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        settings, discovery_config = load_job(args.config)
+        result, warnings = run(settings, discovery_config, args.allow_shrink, args.dry_run)
+    except (JobError, DiscoveryError, SyncError) as e:
+        print(f"failed, nothing changed: {e} (after {time.monotonic() - started:.2f}s)", file=sys.stderr)
+        return 1
+    except ReloadError as e:
+        print(f"failed, HAProxy keeps its previous configuration: {e}", file=sys.stderr)
+        return 1
+    for warning in warnings + result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(("dry run: " if args.dry_run else "") + log_line(result, time.monotonic() - started))
+    return 0

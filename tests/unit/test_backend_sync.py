@@ -1,0 +1,301 @@
+"""module_utils.backend_sync against a real HAProxy master on loopback: runtime first, reload when needed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
+    Settings,
+    SyncError,
+    apply_config,
+    locked,
+)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import replace_servers
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
+    RuntimeAPIError,
+    backend_state,
+    run,
+    sessions_by_worker,
+    show_proc,
+)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
+
+
+class Listener:
+    """A TCP 'media server' on loopback that holds every connection open."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.peers: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                peer, _ = self.sock.accept()
+            except OSError:
+                return
+            self.peers.append(peer)
+
+
+def _server(name, port, weight=10, maxconn=0, state="ready"):
+    return {"name": name, "address": "127.0.0.1", "port": port, "weight": weight, "maxconn": maxconn, "state": state}
+
+
+def _config(tmp_path: Path, front_port: int, timeout_server: str = "1m") -> str:
+    return f"""global
+    stats socket {tmp_path}/admin.sock mode 600 level admin
+    server-state-file {tmp_path}/server-state
+defaults
+    load-server-state-from-file global
+    mode tcp
+    timeout connect 1s
+    timeout client 1m
+    timeout server {timeout_server}
+frontend rtmp_ingest
+    bind 127.0.0.1:{front_port}
+    default_backend rtmp_media
+backend rtmp_media
+    balance leastconn
+    default-server check inter 500ms fall 2 rise 1
+"""
+
+
+def _holds(predicate) -> bool:
+    try:
+        return bool(predicate())
+    except RuntimeAPIError:  # the master CLI drops connections while it re-executes
+        return False
+
+
+def _wait(predicate, seconds=10.0, what="condition"):
+    deadline = time.monotonic() + seconds
+    while not _holds(predicate):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def balancer(haproxy_bin, tmp_path):
+    """HAProxy (master-worker) on loopback in front of three listeners, with its config and settings."""
+    media = [Listener() for _ in range(4)]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        front = probe.getsockname()[1]
+    template = _config(tmp_path, front)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(replace_servers(template, "rtmp_media", [_server(f"m{i}", media[i].port) for i in range(3)]))
+    master = tmp_path / "master.sock"
+    proc = subprocess.Popen([haproxy_bin, "-W", "-S", str(master), "-f", str(config)], stderr=subprocess.DEVNULL)
+    settings = Settings(
+        config_path=str(config),
+        last_good_path=str(tmp_path / "haproxy.cfg.last-good"),
+        admin_socket=str(tmp_path / "admin.sock"),
+        master_socket=str(master),
+        server_state_file=str(tmp_path / "server-state"),
+        haproxy=haproxy_bin,
+        lock_path=str(tmp_path / "lock"),
+        config_group=None,
+        reload_command=["kill", "-USR2", str(proc.pid)],
+    )
+    _wait(lambda: backend_state(settings.admin_socket, "rtmp_media"), what="the admin socket")
+    try:
+        yield {"settings": settings, "media": media, "front": front, "template": template, "proc": proc}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _candidate(balancer, servers, **kwargs):
+    template = balancer["template"]
+    if kwargs:
+        template = _config(Path(balancer["settings"].config_path).parent, balancer["front"], **kwargs)
+    return replace_servers(template, "rtmp_media", servers)
+
+
+def _fleet(balancer, indexes, overrides=None):
+    overrides = overrides or {}
+    return [_server(f"m{i}", balancer["media"][i].port, **overrides.get(i, {})) for i in indexes]
+
+
+def _connect(balancer):
+    return socket.create_connection(("127.0.0.1", balancer["front"]))
+
+
+def _worker(settings):
+    return show_proc(settings.master_socket)["workers"][0]["pid"]
+
+
+def test_a_new_server_is_added_at_runtime_and_kept_in_the_file(balancer):
+    settings = balancer["settings"]
+    worker = _worker(settings)
+    candidate = _candidate(balancer, _fleet(balancer, [0, 1, 2, 3]))
+    result = apply_config(candidate, settings, trust_current=True)
+    assert result["changes"] == {"add": ["m3"]}
+    assert not result["reloaded"]
+    assert _worker(settings) == worker
+    state = backend_state(settings.admin_socket, "rtmp_media")
+    assert state["m3"]["state"] == "ready" and state["m3"]["weight"] == 10
+    assert Path(settings.config_path).read_text() == candidate
+    assert Path(settings.last_good_path).read_text() == candidate
+    # Health checks run on the new server too, so it comes UP and takes streams.
+    _wait(lambda: backend_state(settings.admin_socket, "rtmp_media")["m3"]["status"] == "UP", what="m3 UP")
+    clients = [_connect(balancer) for _ in range(8)]
+    _wait(lambda: len(balancer["media"][3].peers) > 0, what="a stream on m3")
+    for client in clients:
+        client.close()
+
+
+def test_a_removed_server_drains_until_its_last_session_ends(balancer):
+    settings = balancer["settings"]
+    clients = [_connect(balancer) for _ in range(3)]  # leastconn: one per server
+    _wait(lambda: all(m.peers for m in balancer["media"][:3]), what="a session on each server")
+    result = apply_config(_candidate(balancer, _fleet(balancer, [0, 1])), settings, trust_current=True)
+    assert result["changes"] == {"drain": ["m2"]}
+    assert result["lingering"] == {"m2": 1}
+    assert backend_state(settings.admin_socket, "rtmp_media")["m2"]["state"] == "drain"
+    assert "m2" not in Path(settings.config_path).read_text()
+    # No new stream goes to the draining server, the old one stays up.
+    more = [_connect(balancer) for _ in range(4)]
+    time.sleep(0.3)
+    assert len(balancer["media"][2].peers) == 1
+    assert sessions_by_worker(settings.master_socket, "rtmp_media")["m2"] == {_worker(settings): 1}
+    # The next run leaves it alone while the stream lives, and removes it once it ended.
+    again = apply_config(_candidate(balancer, _fleet(balancer, [0, 1])), settings, trust_current=True)
+    assert (again["changes"], again["lingering"]) == ({}, {"m2": 1})
+    for client in clients:  # the publishers hang up, the media server closes too
+        client.close()
+    for peer in balancer["media"][2].peers:
+        peer.close()
+    _wait(lambda: backend_state(settings.admin_socket, "rtmp_media")["m2"]["sessions"] == 0, what="m2 idle")
+    final = apply_config(_candidate(balancer, _fleet(balancer, [0, 1])), settings, trust_current=True)
+    assert final["changes"] == {"remove": ["m2"]}
+    assert "m2" not in backend_state(settings.admin_socket, "rtmp_media")
+    for client in more:
+        client.close()
+
+
+def test_weight_maxconn_address_and_maintenance_change_at_runtime(balancer):
+    settings = balancer["settings"]
+    worker = _worker(settings)
+    fleet = _fleet(balancer, [0, 1, 2], {0: {"weight": 3}, 1: {"maxconn": 7}, 2: {"state": "maint"}})
+    fleet[0]["port"] = balancer["media"][3].port  # m0 moves to another address
+    result = apply_config(_candidate(balancer, fleet), settings, trust_current=True)
+    assert not result["reloaded"] and _worker(settings) == worker
+    assert result["changes"] == {"address": ["m0"], "weight": ["m0"], "maxconn": ["m1"], "state": ["m2"]}
+    state = backend_state(settings.admin_socket, "rtmp_media")
+    assert (state["m0"]["port"], state["m0"]["weight"]) == (balancer["media"][3].port, 3)
+    assert state["m1"]["maxconn"] == 7
+    assert state["m2"]["state"] == "maint"
+    # Out of maintenance again once the file stops asking for it.
+    back = apply_config(_candidate(balancer, _fleet(balancer, [0, 1, 2])), settings, trust_current=True)
+    assert back["changes"]["state"] == ["m2"]
+    assert backend_state(settings.admin_socket, "rtmp_media")["m2"]["state"] == "ready"
+
+
+def test_an_operator_drain_is_left_alone(balancer):
+    settings = balancer["settings"]
+    apply_config(_candidate(balancer, _fleet(balancer, [0, 1, 2])), settings, trust_current=True)
+    run(settings.admin_socket, "set server rtmp_media/m1 state drain")
+    result = apply_config(_candidate(balancer, _fleet(balancer, [0, 1, 2, 3])), settings, trust_current=True)
+    assert result["changes"] == {"add": ["m3"]}
+    assert backend_state(settings.admin_socket, "rtmp_media")["m1"]["state"] == "drain"
+
+
+def test_a_structural_change_reloads_and_streams_stay_on_the_old_worker(balancer):
+    settings = balancer["settings"]
+    client = _connect(balancer)
+    _wait(lambda: any(m.peers for m in balancer["media"]), what="a session")
+    old = _worker(settings)
+    result = apply_config(
+        _candidate(balancer, _fleet(balancer, [0, 1, 2]), timeout_server="2m"), settings, trust_current=True
+    )
+    assert result["reloaded"] and result["reason"] == "structural change"
+    assert result["worker_pid"] != old and old in result["old_workers"]
+    client.sendall(b"still here")  # the stream survived the reload
+    client.close()
+
+
+def test_no_change_changes_nothing(balancer):
+    settings = balancer["settings"]
+    current = Path(settings.config_path).read_text()
+    result = apply_config(current, settings, trust_current=True)
+    assert not result["changed"] and not result["reloaded"] and result["changes"] == {}
+
+
+@pytest.mark.parametrize(
+    ("indexes", "cause"),
+    [([], "no media servers"), ([0], "would shrink from 3 to 1")],
+)
+def test_an_empty_or_shrunken_fleet_changes_nothing(balancer, indexes, cause):
+    settings = balancer["settings"]
+    before = Path(settings.config_path).read_text()
+    with pytest.raises(SyncError, match=cause):
+        apply_config(_candidate(balancer, _fleet(balancer, indexes)), settings, trust_current=True)
+    assert Path(settings.config_path).read_text() == before
+    assert all(s["state"] == "ready" for s in backend_state(settings.admin_socket, "rtmp_media").values())
+
+
+def test_an_intended_scale_in_is_allowed_explicitly(balancer):
+    result = apply_config(
+        _candidate(balancer, _fleet(balancer, [0])), balancer["settings"], allow_shrink=True, trust_current=True
+    )
+    assert sorted(result["changes"]["remove"]) == ["m1", "m2"]
+
+
+def test_an_invalid_config_is_refused_and_the_file_kept(balancer):
+    settings = balancer["settings"]
+    before = Path(settings.config_path).read_text()
+    broken = _candidate(balancer, _fleet(balancer, [0, 1, 2])).replace("balance leastconn", "balance nonsense")
+    with pytest.raises(ReloadError, match="not a valid HAProxy configuration"):
+        apply_config(broken, settings, trust_current=True)
+    assert Path(settings.config_path).read_text() == before
+    assert not Path(settings.config_path + ".rtmpedge-new").exists()
+
+
+def test_a_reload_that_fails_puts_the_last_good_file_back(balancer):
+    settings = balancer["settings"]
+    apply_config(_candidate(balancer, _fleet(balancer, [0, 1, 2, 3])), settings, trust_current=True)
+    good = Path(settings.config_path).read_text()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # Valid for `haproxy -c`, but the port is taken: only the reload can fail.
+        bad = good.replace(f":{balancer['front']}", f":{taken.getsockname()[1]}")
+        with pytest.raises(ReloadError, match="could not load"):
+            apply_config(bad, settings)
+    assert Path(settings.config_path).read_text() == good
+    assert Path(settings.last_good_path).read_text() == good
+
+
+def test_two_runs_never_overlap(tmp_path):
+    path = str(tmp_path / "lock")
+    with locked(path, 1), pytest.raises(SyncError, match="another reconcile run holds"), locked(path, 0.3):
+        pass
+    with locked(path, 0.3):
+        pass  # free again
+
+
+def test_the_master_reports_sessions_of_old_workers_too(balancer):
+    settings = balancer["settings"]
+    client = _connect(balancer)
+    _wait(lambda: any(m.peers for m in balancer["media"]), what="a session")
+    old = _worker(settings)
+    os.kill(balancer["proc"].pid, signal.SIGUSR2)
+    _wait(lambda: len(show_proc(settings.master_socket)["workers"]) == 2, what="a second worker")
+    _wait(lambda: show_proc(settings.master_socket), what="the master CLI")
+    counts = sessions_by_worker(settings.master_socket, "rtmp_media")
+    assert sum(c.get(old, 0) for c in counts.values()) == 1
+    client.close()
