@@ -202,6 +202,20 @@ def summary(changes: list[Change]) -> dict:
     return result
 
 
+def _runtime_plan(settings: Settings, new: dict, old: dict) -> tuple[list[Change], dict]:
+    """The runtime changes, and the servers that left but still carry sessions."""
+    try:
+        running = backend_state(settings.admin_socket, settings.backend)
+    except RuntimeAPIError as e:
+        raise SyncError(f"cannot read the running servers: {e}") from e
+    changes = plan_changes(settings.backend, new["servers"], old["servers"], running, new["default_server"])
+    removed = {c.server for c in changes if c.kind == "remove"}
+    lingering = {
+        name: have["sessions"] for name, have in running.items() if name not in new["servers"] and name not in removed
+    }
+    return changes, lingering
+
+
 def _reload_or_restore(settings: Settings, baseline: str | None) -> dict:
     """A verified reload; when it fails, the file goes back to what HAProxy still runs."""
     try:
@@ -241,28 +255,26 @@ def apply_config(
     baseline = last_good if last_good is not None else (current if trust_current else None)
     new = _servers(candidate, settings.backend, "the new configuration")
     old = _servers(baseline, settings.backend, "the running configuration") if baseline else {"servers": {}}
-    check_guards(new["servers"], old["servers"], settings, allow_shrink)
+    try:
+        check_guards(new["servers"], old["servers"], settings, allow_shrink)
+    except SyncError:
+        # The caller may have written the file already (the role's template): put back what runs.
+        if baseline is not None and current == candidate and not check_mode:
+            write_atomically(settings.config_path, baseline, 0o640, settings.config_group)
+        raise
 
     result = {"changed": False, "reloaded": False, "changes": {}, "lingering": {}, "warnings": [], "reason": ""}
     structural = baseline is None or structure(candidate, settings.backend) != structure(baseline, settings.backend)
     changes: list[Change] = []
     if not structural:
-        try:
-            running = backend_state(settings.admin_socket, settings.backend)
-        except RuntimeAPIError as e:
-            raise SyncError(f"cannot read the running servers: {e}") from e
-        changes = plan_changes(settings.backend, new["servers"], old["servers"], running, new["default_server"])
-        removed = {c.server for c in changes if c.kind == "remove"}
-        result["lingering"] = {
-            name: have["sessions"]
-            for name, have in running.items()
-            if name not in new["servers"] and name not in removed
-        }
+        changes, result["lingering"] = _runtime_plan(settings, new, old)
     file_changes = candidate != current
     result["changed"] = bool(changes) or file_changes or structural
     result["changes"] = summary(changes)
     if check_mode or not result["changed"]:
         result["reloaded"] = structural
+        if not check_mode and last_good != candidate:
+            write_atomically(settings.last_good_path, candidate, 0o640, settings.config_group)  # what runs
         return result
 
     staged = settings.config_path + ".rtmpedge-new"

@@ -69,7 +69,7 @@ def parse_server(line: str) -> dict:
     words = line.split()
     if len(words) < 3 or ":" not in words[2]:
         raise ConfigError(f"cannot read server line {line.strip()!r}")
-    address, _, port = words[2].rpartition(":")
+    address, _colon, port = words[2].rpartition(":")
     options = dict(itertools.pairwise(words[3:]))
     return {
         "name": words[1],

@@ -196,6 +196,18 @@ def backend_state(admin_socket: str, backend: str, timeout: float = DEFAULT_TIME
     return servers
 
 
+def _show_proc_settled(master_socket: str, timeout: float, seconds: float = 5.0) -> dict:
+    """`show proc`, retried for a few seconds: the master drops its CLI while it re-executes on a reload."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return show_proc(master_socket, timeout)
+        except RuntimeAPIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def sessions_by_worker(master_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict[int, int]]:
     """Sessions per server in every worker, old ones included: {server: {worker pid: sessions}}.
 
@@ -203,7 +215,7 @@ def sessions_by_worker(master_socket: str, backend: str, timeout: float = DEFAUL
     the admin socket (current worker only) no longer shows.
     """
     counts: dict[str, dict[int, int]] = {}
-    for worker in show_proc(master_socket, timeout)["workers"]:
+    for worker in _show_proc_settled(master_socket, timeout)["workers"]:
         try:
             answer = send_command(master_socket, f"@!{worker['pid']} show stat {backend} 4 -1", timeout)
             stats = parse_stat(answer, backend)

@@ -107,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         settings, discovery_config = load_job(args.config)
         result, warnings = run(settings, discovery_config, args.allow_shrink, args.dry_run)
     except (JobError, DiscoveryError, SyncError) as e:
-        print(f"failed, nothing changed: {e} (after {time.monotonic() - started:.2f}s)", file=sys.stderr)
+        sys.stderr.write(f"failed, nothing changed: {e} (after {time.monotonic() - started:.2f}s)\n")
         return 1
     except ReloadError as e:
-        print(f"failed, HAProxy keeps its previous configuration: {e}", file=sys.stderr)
+        sys.stderr.write(f"failed, HAProxy keeps its previous configuration: {e}\n")
         return 1
     for warning in warnings + result["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(("dry run: " if args.dry_run else "") + log_line(result, time.monotonic() - started))
+        sys.stderr.write(f"warning: {warning}\n")
+    sys.stdout.write(("dry run: " if args.dry_run else "") + log_line(result, time.monotonic() - started) + "\n")
     return 0

@@ -43,7 +43,7 @@ class Listener:
     def _accept(self):
         while True:
             try:
-                peer, _ = self.sock.accept()
+                peer, _address = self.sock.accept()
             except OSError:
                 return
             self.peers.append(peer)
@@ -90,7 +90,7 @@ def _wait(predicate, seconds=10.0, what="condition"):
 @pytest.fixture
 def balancer(haproxy_bin, tmp_path):
     """HAProxy (master-worker) on loopback in front of three listeners, with its config and settings."""
-    media = [Listener() for _ in range(4)]
+    media = [Listener() for _i in range(4)]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         front = probe.getsockname()[1]
@@ -152,7 +152,7 @@ def test_a_new_server_is_added_at_runtime_and_kept_in_the_file(balancer):
     assert Path(settings.last_good_path).read_text() == candidate
     # Health checks run on the new server too, so it comes UP and takes streams.
     _wait(lambda: backend_state(settings.admin_socket, "rtmp_media")["m3"]["status"] == "UP", what="m3 UP")
-    clients = [_connect(balancer) for _ in range(8)]
+    clients = [_connect(balancer) for _i in range(8)]
     _wait(lambda: len(balancer["media"][3].peers) > 0, what="a stream on m3")
     for client in clients:
         client.close()
@@ -160,7 +160,7 @@ def test_a_new_server_is_added_at_runtime_and_kept_in_the_file(balancer):
 
 def test_a_removed_server_drains_until_its_last_session_ends(balancer):
     settings = balancer["settings"]
-    clients = [_connect(balancer) for _ in range(3)]  # leastconn: one per server
+    clients = [_connect(balancer) for _i in range(3)]  # leastconn: one per server
     _wait(lambda: all(m.peers for m in balancer["media"][:3]), what="a session on each server")
     result = apply_config(_candidate(balancer, _fleet(balancer, [0, 1])), settings, trust_current=True)
     assert result["changes"] == {"drain": ["m2"]}
@@ -168,7 +168,7 @@ def test_a_removed_server_drains_until_its_last_session_ends(balancer):
     assert backend_state(settings.admin_socket, "rtmp_media")["m2"]["state"] == "drain"
     assert "m2" not in Path(settings.config_path).read_text()
     # No new stream goes to the draining server, the old one stays up.
-    more = [_connect(balancer) for _ in range(4)]
+    more = [_connect(balancer) for _i in range(4)]
     time.sleep(0.3)
     assert len(balancer["media"][2].peers) == 1
     assert sessions_by_worker(settings.master_socket, "rtmp_media")["m2"] == {_worker(settings): 1}
@@ -299,3 +299,15 @@ def test_the_master_reports_sessions_of_old_workers_too(balancer):
     counts = sessions_by_worker(settings.master_socket, "rtmp_media")
     assert sum(c.get(old, 0) for c in counts.values()) == 1
     client.close()
+
+
+def test_a_refused_file_already_in_place_is_put_back(balancer):
+    # What the role's template does: the new file is on disk before it is applied.
+    settings = balancer["settings"]
+    good = _candidate(balancer, _fleet(balancer, [0, 1, 2]))
+    apply_config(good, settings, trust_current=True)
+    shrunk = _candidate(balancer, _fleet(balancer, [0]))
+    Path(settings.config_path).write_text(shrunk)
+    with pytest.raises(SyncError, match="would shrink"):
+        apply_config(shrunk, settings)
+    assert Path(settings.config_path).read_text() == good

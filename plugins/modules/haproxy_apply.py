@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# Copyright: rtmpedge maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: haproxy_apply
+short_description: Apply haproxy.cfg to a running HAProxy, at runtime when only media servers changed
+version_added: 0.2.0
+description:
+  - Compares the configuration file with the last one HAProxy applied successfully (O(last_good_path)).
+  - When only the server lines of O(backend) differ, applies them through the runtime API, with no reload
+    - C(add server) (same options as the C(default-server) line, checks enabled), weight, maxconn, address
+    and maintenance changes. A server gone from the file is drained, and deleted once it has no session.
+  - Anything else (binds, modes, timeouts, TLS, ...) is applied by a seamless reload verified on the master
+    CLI, as M(rtmpedge.balancer.haproxy_reload) does. If the reload fails, the last good file is put back.
+  - Refuses, changing nothing, a file without media servers (unless O(allow_empty)) or one that removes more
+    than O(max_shrink) of the servers at once.
+  - The same code runs in the reconcile job (role C(rtmpedge.balancer.reconcile)), under the same lock.
+author:
+  - rtmpedge maintainers (@rtmpedge)
+options:
+  config_path:
+    description: The configuration file HAProxy loads.
+    type: path
+    default: /etc/haproxy/haproxy.cfg
+  last_good_path:
+    description: Copy of the last configuration HAProxy applied successfully.
+    type: path
+    default: /etc/haproxy/haproxy.cfg.last-good
+  backend:
+    description: The backend whose server lines may change at runtime.
+    type: str
+    default: rtmp_media
+  loaded:
+    description:
+      - HAProxy was (re)started with this file in the same run. Only records it as the last good one.
+    type: bool
+    default: false
+  service:
+    description: The systemd unit of HAProxy.
+    type: str
+    default: haproxy
+  master_socket:
+    description: The master CLI socket.
+    type: path
+    default: /run/haproxy/master.sock
+  admin_socket:
+    description: The runtime API socket with admin level.
+    type: path
+    default: /run/haproxy/admin.sock
+  server_state_file:
+    description: Where to save C(show servers state) before a reload; empty to skip.
+    type: path
+    default: /var/lib/haproxy/server-state
+  allow_empty:
+    description: Accept a backend without servers.
+    type: bool
+    default: false
+  max_shrink:
+    description: Largest fraction of the servers one change may remove (C(1.0) allows any scale-in).
+    type: float
+    default: 0.5
+  lock_path:
+    description: Lock shared with the reconcile job, so two changes never interleave.
+    type: path
+    default: /run/rtmpedge-reconcile.lock
+  lock_wait:
+    description: Seconds to wait for the lock.
+    type: int
+    default: 120
+  timeout:
+    description: Seconds to wait for the master to report a reload.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    description: Reports the changes and whether a reload would happen, without touching anything.
+    support: full
+  diff_mode:
+    description: No diff is produced (the template task shows it).
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Apply the rendered configuration (handler of the haproxy role)
+  rtmpedge.balancer.haproxy_apply:
+    max_shrink: 0.5
+
+- name: Record the configuration a fresh start just loaded
+  rtmpedge.balancer.haproxy_apply:
+    loaded: true
+"""
+
+RETURN = r"""
+reloaded:
+  description: Whether HAProxy was reloaded (a structural change, or a runtime update it refused).
+  returned: always
+  type: bool
+reason:
+  description: Why it reloaded.
+  returned: always
+  type: str
+  sample: structural change
+changes:
+  description: Servers changed at runtime, by kind (add, drain, remove, weight, maxconn, address, state).
+  returned: always
+  type: dict
+  sample: {"add": ["media-4"], "drain": ["media-1"]}
+lingering:
+  description: Servers removed from the file but still carrying sessions, with their session count.
+  returned: always
+  type: dict
+  sample: {"media-1": 2}
+worker_pid:
+  description: PID of the new worker after a reload.
+  returned: when reloaded
+  type: int
+old_workers:
+  description: Workers of earlier configurations still alive because streams remain on them.
+  returned: when reloaded
+  type: list
+  elements: int
+"""
+
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
+    Settings,
+    SyncError,
+    apply_config,
+    locked,
+)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "config_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg"},
+            "last_good_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg.last-good"},
+            "backend": {"type": "str", "default": "rtmp_media"},
+            "loaded": {"type": "bool", "default": False},
+            "service": {"type": "str", "default": "haproxy"},
+            "master_socket": {"type": "path", "default": "/run/haproxy/master.sock"},
+            "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+            "server_state_file": {"type": "path", "default": "/var/lib/haproxy/server-state"},
+            "allow_empty": {"type": "bool", "default": False},
+            "max_shrink": {"type": "float", "default": 0.5},
+            "lock_path": {"type": "path", "default": "/run/rtmpedge-reconcile.lock"},
+            "lock_wait": {"type": "int", "default": 120},
+            "timeout": {"type": "int", "default": 30},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not 0 <= p["max_shrink"] <= 1:
+        module.fail_json(msg=f"max_shrink must be between 0 and 1, got {p['max_shrink']}")
+    if p["loaded"]:
+        if not module.check_mode:
+            shutil.copy2(p["config_path"], p["last_good_path"])
+        module.exit_json(changed=False, reloaded=False, reason="", changes={}, lingering={})
+
+    settings = Settings(
+        config_path=p["config_path"],
+        last_good_path=p["last_good_path"],
+        backend=p["backend"],
+        admin_socket=p["admin_socket"],
+        master_socket=p["master_socket"],
+        server_state_file=p["server_state_file"],
+        service=p["service"],
+        haproxy=module.get_bin_path("haproxy", required=True, opt_dirs=["/usr/sbin"]),
+        lock_path=p["lock_path"],
+        lock_wait=p["lock_wait"],
+        reload_timeout=p["timeout"],
+        allow_empty=p["allow_empty"],
+        max_shrink=p["max_shrink"],
+    )
+    try:
+        with open(p["config_path"]) as handle:
+            candidate = handle.read()
+        with locked(settings.lock_path, settings.lock_wait):
+            result = apply_config(candidate, settings, check_mode=module.check_mode)
+    except OSError as e:
+        module.fail_json(msg=f"cannot read {p['config_path']}: {e}")
+    except SyncError as e:
+        module.fail_json(msg=f"{e}; HAProxy keeps running its last good configuration")
+    except ReloadError as e:
+        module.fail_json(msg=str(e), alerts=e.alerts)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
