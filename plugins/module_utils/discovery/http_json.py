@@ -12,7 +12,7 @@ import json
 import socket
 import ssl
 from urllib.error import HTTPError, URLError
-from urllib.request import Request, urlopen
+from urllib.request import HTTPSHandler, Request, build_opener
 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (
     DiscoveryError,
@@ -43,11 +43,8 @@ def _fetch(label: str, options: dict) -> object:
         raise DiscoveryError(label, f"'url' must be an http:// or https:// URL, got {url!r}")
     headers.setdefault("User-Agent", "rtmpedge-media-servers")
     try:
-        with urlopen(  # noqa: S310 - the scheme is checked above
-            Request(url, headers=headers),  # noqa: S310
-            timeout=float(options.get("timeout", 10)),
-            context=_tls_context(options),
-        ) as response:
+        opener = build_opener(HTTPSHandler(context=_tls_context(options)))  # proxies from the environment too
+        with opener.open(Request(url, headers=headers), timeout=float(options.get("timeout", 10))) as response:  # noqa: S310 - scheme checked above
             body = response.read()
     except HTTPError as e:
         raise DiscoveryError(label, f"GET {url} answered HTTP {e.code} {e.reason}") from e
