@@ -28,7 +28,7 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import ConfigError, replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
 
-DEFAULT_CONFIG = "/etc/rtmpedge/reconcile.json"
+DEFAULT_CONFIG = "/etc/rtmpedge/reconcile/job.json"
 
 
 class JobError(Exception):
