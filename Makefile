@@ -16,8 +16,8 @@ help: ## List the targets
 setup: ## Install the pinned Python requirements into .venv and link the collection
 	@scripts/setup-venv.sh
 
-test: setup ## Every test: lint, sanity, unit, package, integration, molecule (what CI runs)
-	@scripts/run-stages.sh lint sanity unit package integration molecule
+test: setup ## Every test: lint, sanity, unit, package, integration, molecule, lab (what CI runs)
+	@scripts/run-stages.sh lint sanity unit package integration molecule lab
 
 test-quick: setup ## lint, sanity, unit and package; no containers
 	@scripts/run-stages.sh lint sanity unit package
@@ -40,17 +40,18 @@ molecule: setup ## every molecule scenario (starts docker and builds images when
 images: ## Rebuild the local container images (Debian bases and test peers)
 	@scripts/images.sh --force all
 
-lab: ## Run the whole system on a local docker lab (not implemented yet: issue 7)
-	@scripts/not-yet.sh lab "issue 7 (make lab)"
+lab: setup ## The whole system on a local docker lab: 2 balancers, 3 media servers, a publisher (docs/lab.md)
+	@$(VENV)/bin/python scripts/lab.py up
 
-lab-down: ## Remove the lab (not implemented yet: issue 7)
-	@scripts/not-yet.sh lab-down "issue 7 (make lab)"
+lab-down: setup ## Remove the lab's containers and networks
+	@$(VENV)/bin/python scripts/lab.py down
 
-lab-scale: ## Add media servers to the lab, N=5 (not implemented yet: issue 7)
-	@scripts/not-yet.sh lab-scale "issue 7 (make lab)"
+N ?= 5
+lab-scale: setup ## Scale the lab's media servers to N (default 5); the reconcile job follows without a reload
+	@$(VENV)/bin/python scripts/lab.py scale $(N)
 
-lab-status: ## The balancers' view of the fleet (not implemented yet: issue 7)
-	@scripts/not-yet.sh lab-status "issue 7 (make lab)"
+lab-status: setup ## Each balancer's view of the fleet: state, sessions, weight per server
+	@$(VENV)/bin/python scripts/lab.py status
 
 bench: ## Benchmarks into docs/benchmarks.md (not implemented yet: issue 8)
 	@scripts/not-yet.sh bench "issue 8 (make bench)"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The lab end to end, as a user runs it (the `lab` test stage): make lab, then
+# again (it must change nothing), scale up and down through the reconcile job
+# without a reload, and lab-down must leave no container or network behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lab() { python scripts/lab.py "$@"; }
+fail() { echo "lab check: $*" >&2; exit 1; }
+trap 'lab down >/dev/null 2>&1 || true' EXIT
+
+lab down >/dev/null
+lab up
+second=$(lab up)
+echo "$second"
+for host in rtmpedge-lb1 rtmpedge-lb2 rtmpedge-media1 rtmpedge-media2 rtmpedge-media3; do
+  grep -Eq "^$host +: ok=[0-9]+ +changed=0 " <<<"$second" || fail "the second make lab changed $host"
+done
+
+up=$(lab scale 4)
+echo "$up"
+[ "$(grep -c ': .*reload=no.*\[workers \([0-9 ]*\) -> \1\]' <<<"$up")" = 2 ] \
+  || fail "scaling up reloaded HAProxy or failed on a balancer"
+[ "$(grep -c '^  rtmpedge-media4 .* UP' <<<"$up")" = 2 ] || fail "rtmpedge-media4 is not UP on both balancers"
+
+down=$(lab scale 3)
+echo "$down"
+grep -q 'rtmpedge-media4 carries no stream on any balancer: safe to terminate' <<<"$down" || fail "no drain report"
+[ "$(grep -c ': .*reload=no.*\[workers \([0-9 ]*\) -> \1\]' <<<"$down")" = 2 ] || fail "scaling down reloaded HAProxy"
+! grep -q '^  rtmpedge-media4 ' <<<"$down" || fail "rtmpedge-media4 is still in a backend"
+
+lab down
+trap - EXIT
+[ -z "$(docker ps -aq --filter label=rtmpedge.lab=1)" ] || fail "containers left behind"
+[ -z "$(docker network ls -q --filter label=rtmpedge.lab=1)" ] || fail "networks left behind"
+echo "lab check: passed"
