@@ -111,6 +111,7 @@ def balancer(haproxy_bin, tmp_path):
         reload_command=["kill", "-USR2", str(proc.pid)],
     )
     _wait(lambda: backend_state(settings.admin_socket, "rtmp_media"), what="the admin socket")
+    _wait(lambda: show_proc(settings.master_socket)["workers"], what="the master CLI")
     try:
         yield {"settings": settings, "media": media, "front": front, "template": template, "proc": proc}
     finally:
