@@ -19,13 +19,13 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync imp
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
-    RuntimeAPIError,
     backend_state,
     run,
     sessions_by_worker,
     show_proc,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
+from loopback import free_port, wait_until
 
 
 class Listener:
@@ -72,28 +72,15 @@ backend rtmp_media
 """
 
 
-def _holds(predicate) -> bool:
-    try:
-        return bool(predicate())
-    except RuntimeAPIError:  # the master CLI drops connections while it re-executes
-        return False
-
-
 def _wait(predicate, seconds=10.0, what="condition"):
-    deadline = time.monotonic() + seconds
-    while not _holds(predicate):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    wait_until(predicate, seconds, what)
 
 
 @pytest.fixture
 def balancer(haproxy_bin, tmp_path):
     """HAProxy (master-worker) on loopback in front of three listeners, with its config and settings."""
     media = [Listener() for _i in range(4)]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        front = probe.getsockname()[1]
+    front = free_port()
     template = _config(tmp_path, front)
     config = tmp_path / "haproxy.cfg"
     config.write_text(replace_servers(template, "rtmp_media", [_server(f"m{i}", media[i].port) for i in range(3)]))

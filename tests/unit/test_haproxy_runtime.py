@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
     show_proc,
     wait_for_reload,
 )
+from loopback import free_port, wait_until
 
 # Answers recorded from Debian's HAProxy 2.6 and 3.0.
 SHOW_PROC_26 = """#<PID>          <type>          <reloads>       <uptime>        <version>
@@ -57,22 +57,9 @@ def test_unreachable_socket_is_a_clear_error(tmp_path):
         send_command(str(tmp_path / "absent.sock"), "show info")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(path, command, seconds=10.0):
-    """Until the socket answers the command (it exists a moment before it listens)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return send_command(str(path), command, timeout=1)
-        except RuntimeAPIError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{path} does not answer {command!r}")
-            time.sleep(0.05)
+def _wait_for(path, command):
+    """HAProxy's answer to the command, once the socket listens."""
+    return wait_until(lambda: send_command(str(path), command, timeout=1), what=f"{path} to answer {command!r}")
 
 
 def _config(admin, bind_port: int) -> str:
@@ -91,7 +78,7 @@ frontend f
     default_backend b
 backend b
     balance leastconn
-    server s1 127.0.0.1:{_free_port()} weight 10
+    server s1 127.0.0.1:{free_port()} weight 10
 """
 
 
@@ -100,7 +87,7 @@ def haproxy_master(haproxy_bin, tmp_path):
     """A master-worker HAProxy with a master CLI and an admin socket, on loopback."""
     master, admin = tmp_path / "master.sock", tmp_path / "admin.sock"
     config = tmp_path / "haproxy.cfg"
-    config.write_text(_config(admin, _free_port()))
+    config.write_text(_config(admin, free_port()))
     proc = subprocess.Popen([haproxy_bin, "-W", "-S", str(master), "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
         _wait_for(master, "show proc")
