@@ -23,6 +23,7 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config i
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
     RuntimeAPIError,
+    add_server_commands,
     backend_state,
     run,
 )
@@ -99,19 +100,6 @@ def check_guards(desired: dict, previous: dict, settings: Settings, allow_shrink
         )
 
 
-def _add(ref: str, want: dict, default_options: str) -> list[tuple[str, str]]:
-    """`add server` starts a server in maintenance with checks off (HAProxy 2.6 and 3.0)."""
-    add = f"add server {ref} {want['address']}:{want['port']} {default_options} weight {want['weight']}"
-    if want["maxconn"]:
-        add += f" maxconn {want['maxconn']}"
-    commands = [(" ".join(add.split()), "New server registered")]
-    if "check" in default_options.split():
-        commands.append((f"enable health {ref}", ""))
-    if want["state"] != "maint":
-        commands.append((f"enable server {ref}", ""))
-    return commands
-
-
 def _updates(ref: str, name: str, want: dict, have: dict, was: dict | None) -> list[Change]:
     """Changes for a server both running and wanted."""
     changes = []
@@ -154,7 +142,16 @@ def plan_changes(backend: str, desired: dict, previous: dict, running: dict, def
         if name in running:
             changes += _updates(ref, name, want, running[name], previous.get(name))
         else:
-            changes.append(Change("add", name, _add(ref, want, default_options), f"{want['address']}:{want['port']}"))
+            commands = add_server_commands(
+                ref,
+                want["address"],
+                want["port"],
+                default_options,
+                weight=want["weight"],
+                maxconn=want["maxconn"],
+                state=want["state"],
+            )
+            changes.append(Change("add", name, commands, f"{want['address']}:{want['port']}"))
     for name, have in running.items():
         if name not in desired:
             changes += _departures(f"{backend}/{name}", name, have)

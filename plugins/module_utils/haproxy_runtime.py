@@ -226,6 +226,34 @@ def sessions_by_worker(master_socket: str, backend: str, timeout: float = DEFAUL
     return counts
 
 
+def add_server_commands(
+    ref: str,
+    address: str,
+    port: int,
+    options: str,
+    *,
+    weight: int | None = None,
+    maxconn: int = 0,
+    state: str = "ready",
+) -> list[tuple[str, str]]:
+    """(command, expected answer) pairs that add backend/server at runtime in `state`.
+
+    A dynamic server inherits nothing from default-server (options are spelled out)
+    and starts in maintenance with its health checks off.
+    """
+    add = f"add server {ref} {address}:{port} {options}"
+    if weight is not None:
+        add += f" weight {weight}"
+    if maxconn:
+        add += f" maxconn {maxconn}"
+    commands = [(" ".join(add.split()), "New server registered")]
+    if "check" in options.split():
+        commands.append((f"enable health {ref}", ""))
+    if state != "maint":
+        commands.append((f"set server {ref} state {state}", ""))
+    return commands
+
+
 def run(admin_socket: str, command: str, expect: str = "", timeout: float = DEFAULT_TIMEOUT) -> str:
     """Send an admin command; raise unless the answer is empty or contains `expect`."""
     answer = send_command(admin_socket, command, timeout).strip()

@@ -120,6 +120,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import ConfigError, read_backend
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
     RuntimeAPIError,
+    add_server_commands,
     backend_state,
     run,
     sessions_by_worker,
@@ -136,13 +137,12 @@ def commands_for(module, current):
     """The runtime commands the parameters ask for, given the server's current state (None: absent)."""
     p = module.params
     ref = f"{p['backend']}/{p['name']}"
-    commands = []
     if current is None and (not p["address"] or p["state"] == "absent"):
         if p["state"] == "ready" or p["weight"] is not None:
             module.fail_json(msg=f"{ref} is not in the running backend; give address to add it")
         # Nothing to take out of rotation here; old workers may still count its sessions.
         module.warn(f"{ref} is not in the running backend")
-        return commands
+        return []
     if current is None:
         options = p["server_options"]
         if options is None:
@@ -151,15 +151,10 @@ def commands_for(module, current):
                     options = read_backend(handle.read(), p["backend"])["default_server"]
             except (OSError, ConfigError) as e:
                 module.fail_json(msg=f"cannot read the default-server options: {e}")
-        add = f"add server {ref} {p['address']}:{p['port']} {options}"
-        if p["weight"] is not None:
-            add += f" weight {p['weight']}"
-        commands.append((" ".join(add.split()), "New server registered"))
-        if "check" in options.split():
-            commands.append((f"enable health {ref}", ""))
-        if p["state"] != "maint":
-            commands.append((f"set server {ref} state {p['state'] or 'ready'}", ""))
-        return commands
+        return add_server_commands(
+            ref, p["address"], p["port"], options, weight=p["weight"], state=p["state"] or "ready"
+        )
+    commands = []
     if p["weight"] is not None and current["weight"] != p["weight"]:
         commands.append((f"set weight {ref} {p['weight']}", ""))
     if p["state"] == "absent":
