@@ -53,8 +53,8 @@ lab-scale: setup ## Scale the lab's media servers to N (default 5); the reconcil
 lab-status: setup ## Each balancer's view of the fleet: state, sessions, weight per server
 	@$(VENV)/bin/python scripts/lab.py status
 
-bench: ## Benchmarks into docs/benchmarks.md (not implemented yet: issue 8)
-	@scripts/not-yet.sh bench "issue 8 (make bench)"
+bench: setup ## Benchmarks on the lab into docs/benchmarks.md and bench/results.json (BENCH_QUICK=1: ~3 min)
+	@scripts/bench.sh
 
 release: ## Build the collection tarball, install it into a clean path, syntax-check site from it
 	@$(STAGE) package scripts/package.sh

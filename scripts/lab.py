@@ -121,8 +121,10 @@ def wait_for_stat(client, names: list[str], seconds: float = 60) -> None:
 
 
 def ansible_playbook(*args: str) -> None:
+    """Every playbook run of the lab; RTMPEDGE_LAB_VARS names an extra-vars file to add (make bench)."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false"}
-    run(str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/lab", *args, env=env)
+    extra = ["-e", "@" + os.environ["RTMPEDGE_LAB_VARS"]] if os.environ.get("RTMPEDGE_LAB_VARS") else []
+    run(str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/lab", *extra, *args, env=env)
 
 
 def streams(client) -> dict[str, tuple[str, str]]:

@@ -1,0 +1,261 @@
+"""Bench parts 1 and 2: live streams under fleet changes, and how fast a new server gets streams."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import threading
+import time
+
+from labctl import (
+    CLIENT,
+    LB1,
+    backend_stats,
+    dexec,
+    haproxy_processes,
+    haproxy_usage,
+    lab,
+    lbctl,
+    public,
+    sh,
+    wait_until,
+)
+from rtmp_load import handshake, probe_once
+
+WAYS = ("reconcile", "restart", "seed")
+# One cycle of fleet changes; the same sequence for every way.
+CYCLE = ("weight", "add", "weight", "remove", "reload")
+PROBERS = 4
+PUBLISHER = """#!/bin/sh
+# One bench publisher: keep a stream up, log each end of ffmpeg (a broken stream).
+i=$1; url=$2
+while [ ! -e /tmp/bench/stop ]; do
+  ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i /tmp/bench/clip.flv -c copy -f flv "$url/bench-$i" \\
+    2>>/tmp/bench/ffmpeg-$i.err
+  echo "$(date +%s.%N) $i $?" >> /tmp/bench/ends.log
+  sleep 0.3
+done
+"""
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {"runs": 0, "median": None, "min": None, "max": None}
+    return {"runs": len(values), "median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+class Fleet:
+    """The bench's view of discovery: media1..3 plus media4 coming and going, weights changing."""
+
+    def __init__(self, addresses: dict[str, str]):
+        self.addresses = addresses
+        self.members = sorted(n for n in addresses if not n.endswith("media4"))
+        self.weights = dict.fromkeys(addresses, 10)
+        self.spare = next(n for n in addresses if n.endswith("media4"))
+
+    def servers(self) -> list[dict]:
+        return [
+            {"name": n, "address": self.addresses[n], "port": 1935, "weight": self.weights[n]} for n in self.members
+        ]
+
+    def step(self, kind: str, index: int) -> None:
+        if kind == "weight":
+            name = self.members[index % 2]
+            self.weights[name] = 20 if self.weights[name] == 10 else 10
+        elif kind == "add" and self.spare not in self.members:
+            self.members = sorted([*self.members, self.spare])
+        elif kind == "remove" and self.spare in self.members:
+            self.members.remove(self.spare)
+
+
+def apply_fleet(fleet: Fleet, way: str, lb: str = LB1) -> dict:
+    lbctl(lb, "fleet", json.dumps(fleet.servers()))
+    return lbctl(lb, "apply", way)
+
+
+class Prober(threading.Thread):
+    """New RTMP sessions (handshakes) through the balancer every `every` seconds; counts failures."""
+
+    def __init__(self, target: tuple[str, int], every: float = 0.05):
+        super().__init__(daemon=True)
+        self.target, self.every = target, every
+        self.attempts, self.failures, self.errors = 0, 0, {}
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.attempts += 1
+            try:
+                probe_once(self.target, timeout=3)
+            except OSError as e:  # ConnectionError included
+                self.failures += 1
+                key = type(e).__name__
+                self.errors[key] = self.errors.get(key, 0) + 1
+            time.sleep(self.every)
+
+    def stop(self) -> dict:
+        self.stopping.set()
+        self.join()
+        return {"attempts": self.attempts, "failures": self.failures, "errors": self.errors}
+
+
+def merge_probes(counts: list[dict]) -> dict:
+    errors: dict[str, int] = {}
+    for count in counts:
+        for key, n in count["errors"].items():
+            errors[key] = errors.get(key, 0) + n
+    return {
+        "attempts": sum(c["attempts"] for c in counts),
+        "failures": sum(c["failures"] for c in counts),
+        "errors": errors,
+    }
+
+
+def prepare_publishers() -> None:
+    dexec(CLIENT, "pkill -x ffmpeg; rm -rf /tmp/bench; mkdir -p /tmp/bench", check=False)
+    dexec(CLIENT, "mkdir -p /tmp/bench && cat > /tmp/bench/pub.sh && chmod 755 /tmp/bench/pub.sh", input_text=PUBLISHER)
+    dexec(
+        CLIENT,
+        "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine "
+        "-t 10 -c:v libx264 -preset ultrafast -g 50 -b:v 300k -c:a aac -b:a 64k -f flv /tmp/bench/clip.flv",
+    )
+
+
+def start_publishers(count: int, url: str) -> None:
+    dexec(CLIENT, "rm -f /tmp/bench/stop /tmp/bench/ends.log /tmp/bench/ffmpeg-*.err")
+    for i in range(count):
+        sh("docker", "exec", "-d", CLIENT, "sh", "/tmp/bench/pub.sh", str(i), url)  # /tmp is noexec
+
+
+def live_bench_streams() -> int:
+    return sum(1 for name in lab.streams(lab.docker.from_env()) if name.startswith("bench-"))
+
+
+def stop_publishers() -> list[str]:
+    """Stops them; returns the ends logged before the stop (each one a broken stream)."""
+    ends = dexec(CLIENT, "cat /tmp/bench/ends.log 2>/dev/null", check=False).splitlines()
+    dexec(CLIENT, "touch /tmp/bench/stop; pkill -x ffmpeg; sleep 0.5; pkill -f /tmp/bench/pub.sh", check=False)
+    return ends
+
+
+def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, pause: float) -> dict:
+    """Part 1: N live publishers through lb1 while M fleet changes are applied, for each way."""
+    prepare_publishers()
+    results = {}
+    url = f"rtmp://{public(LB1)}:1935/live"
+    for way in WAYS:
+        fleet = Fleet(fleet_addresses)
+        dexec(LB1, "systemctl is-active --quiet haproxy || systemctl start haproxy")  # after an aborted run
+        apply_fleet(fleet, "reconcile")
+        if way == "seed":
+            lbctl(LB1, "seed-start")
+        start_publishers(publishers, url)
+        wait_until(lambda: live_bench_streams() >= publishers, 60, f"{publishers} live bench streams")
+        # Several probers without pauses: hundreds of new sessions a second, so a reload that
+        # drops queued connections shows up.
+        probers = [Prober((public(LB1), 1935), every=0.002) for _ in range(PROBERS)]
+        for prober in probers:
+            prober.start()
+        durations, kinds = [], {}
+        for index in range(changes):
+            kind = CYCLE[index % len(CYCLE)]
+            fleet.step(kind, index)
+            lbctl(LB1, "fleet", json.dumps(fleet.servers()))
+            started = time.monotonic()
+            lbctl(LB1, "reload" if kind == "reload" else "apply", way)
+            durations.append(time.monotonic() - started)
+            kinds[kind] = kinds.get(kind, 0) + 1
+            time.sleep(pause)
+        time.sleep(2)  # a publisher cut by the last change logs its end
+        probes = merge_probes([prober.stop() for prober in probers])
+        usage = haproxy_usage(LB1)
+        processes = len(haproxy_processes(LB1))
+        ends = stop_publishers()
+        live_at_end = publishers - len({line.split()[1] for line in ends})
+        if way == "seed":
+            lbctl(LB1, "seed-stop")
+        results[way] = {
+            "publishers": publishers,
+            "changes": changes,
+            "change_kinds": kinds,
+            "broken_streams": len(ends),
+            "publishers_never_cut": live_at_end,
+            "new_sessions": probes,
+            "apply_seconds": summary(durations),
+            "haproxy_processes_at_end": processes,
+            "haproxy_rss_bytes_at_end": usage["rss_bytes"],
+        }
+        print(
+            f"bench: continuity {way}: {len(ends)} broken streams, {probes['failures']} of "
+            f"{probes['attempts']} new sessions refused",
+            flush=True,
+        )
+    apply_fleet(Fleet(fleet_addresses), "reconcile")
+    return results
+
+
+def hold(target: tuple[str, int], count: int) -> list[socket.socket]:
+    """Long-lived sessions, so leastconn sends the next one to the empty new server."""
+    held = []
+    for _ in range(count):
+        sock = socket.create_connection(target, timeout=5)
+        handshake(sock)
+        held.append(sock)
+    return held
+
+
+def first_landing(target: tuple[str, int], server: str, seconds: float = 30) -> float:
+    """Wall-clock time of the first new session that landed on `server`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        at = time.time()
+        try:
+            probe_once(target, timeout=2)
+        except OSError:
+            continue
+        row = backend_stats(LB1).get(server)
+        if row and int(row["stot"] or 0) > 0:
+            return at
+        time.sleep(0.005)
+    raise RuntimeError(f"no session landed on {server} within {seconds:.0f}s")
+
+
+def convergence(fleet_addresses: dict[str, str], runs: int, cron_interval: float = 60.0) -> dict:
+    """Part 2: media4 appears in discovery -> the first new session lands on it."""
+    target = (public(LB1), 1935)
+    latencies = {"runtime": [], "reload": []}
+    for _ in range(runs):
+        for path, way in (("runtime", "reconcile"), ("reload", "reload")):
+            fleet = Fleet(fleet_addresses)
+            apply_fleet(fleet, "reconcile")
+            apply_fleet(fleet, "reconcile")  # the drained spare is deleted once idle
+            wait_until(lambda f=fleet: f.spare not in backend_stats(LB1), 30, "the spare server to leave")
+            held = hold(target, 6)
+            try:
+                fleet.step("add", 0)
+                lbctl(LB1, "fleet", json.dumps(fleet.servers()))
+                started = lbctl(LB1, "apply", way)["started"]
+                latencies[path].append(first_landing(target, fleet.spare) - started)
+            finally:
+                for sock in held:
+                    sock.close()
+    apply_fleet(Fleet(fleet_addresses), "reconcile")
+    reload_runs = latencies["reload"]
+    # A one-minute cron job that renders and reloads: the wait for the next run is uniform
+    # over the interval, then the reload path as measured.
+    cron = {
+        "runs": len(reload_runs),
+        "median": cron_interval / 2 + statistics.median(reload_runs),
+        "min": min(reload_runs),
+        "max": cron_interval + max(reload_runs),
+        "computed": True,
+    }
+    result = {"runtime": summary(latencies["runtime"]), "reload": summary(latencies["reload"]), "cron_reload": cron}
+    result["samples"] = latencies
+    print(
+        f"bench: convergence median runtime {result['runtime']['median']:.3f}s, "
+        f"reload {result['reload']['median']:.3f}s",
+        flush=True,
+    )
+    return result

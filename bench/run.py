@@ -1,0 +1,138 @@
+"""make bench: every figure of docs/benchmarks.md, measured on the lab in one run.
+
+  BENCH_QUICK=1        fewer and shorter runs (about 3 min with the lab up)
+  BENCH_PUBLISHERS=N   live ffmpeg publishers in part 1 (default 20; quick 5)
+  BENCH_CHANGES=M      fleet changes per way in part 1 (default 50; quick 10)
+  BENCH_BITRATE=BPS    per-stream bitrate of part 4 (default 1000000)
+
+Writes bench/results.json and docs/benchmarks.md with its plots in docs/img/.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report
+from continuity import continuity, convergence
+from control_plane import ANSIBLE, inventory_and_render, site_yml
+from forwarding import capacity, forwarding, rtmp_publish_proxy_protocol
+from labctl import LB1, LB2, LBCTL, ROOT, dexec, haproxy_version, install_lbctl, lab, media_ip, sh
+
+MEDIA = [lab.media_name(i) for i in range(1, 5)]
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def lab_cli(*args: str) -> float:
+    started = time.monotonic()
+    sh(str(ROOT / ".venv/bin/python"), "scripts/lab.py", *args)
+    return time.monotonic() - started
+
+
+def lab_running() -> bool:
+    names = {c.name for c in lab.docker.from_env().containers.list(filters={"label": f"{lab.LAB_LABEL}=1"})}
+    return {LB1, LB2, lab.CLIENT, *MEDIA[:3]} <= names
+
+
+def converge(quick: bool, env: dict) -> dict:
+    """Part 5b: site.yml on the lab (with the bench's limits); a fresh lab first in a full run."""
+    out: dict = {}
+    if not quick:
+        say("fresh lab: make lab-down, then make lab (containers, site.yml, test streams)")
+        lab_cli("down")
+        out["fresh_lab_up_s"] = lab_cli("up")
+    elif not lab_running():
+        say("make lab (the lab is not up)")
+        out["fresh_lab_up_s"] = lab_cli("up")
+    runs = [site_yml([], env) for _ in range(1 if quick else 2)]
+    if runs[0]["changed"]:
+        out["converge"] = runs.pop(0)  # a quick run on a lab without the bench's limits yet
+    out["rerun"] = runs
+    say(f"site.yml: {[round(r['seconds']) for r in runs]} s, changed {[r['changed'] for r in runs]}")
+    return out
+
+
+def measure(quick: bool, env: dict, results: dict) -> None:
+    publishers = int(os.environ.get("BENCH_PUBLISHERS", "5" if quick else "20"))
+    changes = int(os.environ.get("BENCH_CHANGES", "10" if quick else "50"))
+    bitrate = int(os.environ.get("BENCH_BITRATE", "1000000"))
+    addresses = {name: media_ip(name) for name in MEDIA}
+
+    say(f"part 1: {publishers} live publishers, {changes} fleet changes for each way")
+    results["continuity"] = continuity(addresses, publishers, changes, pause=0.3 if quick else 0.5)
+    say("part 2: convergence")
+    results["convergence"] = convergence(addresses, runs=2 if quick else 5)
+
+    say("part 3: forwarding cost")
+    paths = {"direct": None, "transparent": LB1}
+    if not quick:
+        say("lb2 to proxy_protocol mode for part 3 (site.yml --limit rtmpedge-lb2)")
+        site_yml(["--limit", LB2, "-e", "haproxy_client_ip_mode=proxy_protocol"], env)
+        dexec(LB2, "systemctl stop cron")
+        paths["proxy_protocol"] = LB2
+    results["forwarding"] = forwarding(paths, MEDIA[2], quick)
+    if not quick:
+        results["forwarding"]["rtmp_publish"]["proxy_protocol"] = rtmp_publish_proxy_protocol(LB2, MEDIA[2], quick)
+
+    say("part 4: capacity")
+    steps = [200, 400] if quick else [250, 500, 1000, 2000, 3000, 4000, 6000]
+    results["capacity"] = capacity(LB1, MEDIA[2], steps, bitrate, quick)
+
+    say("part 5: inventory and render at scale")
+    results["control_plane"]["scale"] = inventory_and_render(1000 if quick else 10000, 1 if quick else 3, env)
+
+
+def restore(env: dict, lb2_flipped: bool) -> None:
+    say("restoring the lab: cron back on, media4 drained and removed, balancers follow discovery again")
+    for lb in lab.BALANCERS:
+        # After a failure: seed daemons handed back to systemd, a failed unit started again.
+        dexec(lb, f"test ! -e /run/haproxy-seed.pid || python3 {LBCTL} seed-stop", check=False)
+        dexec(lb, "systemctl reset-failed haproxy; systemctl is-active --quiet haproxy || systemctl start haproxy")
+        dexec(lb, "systemctl start cron", check=False)
+    lab_cli("scale", "3")
+    if lb2_flipped:
+        site_yml(["--limit", LB2], env)
+
+
+def main() -> int:
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    # Every playbook run of the lab, scripts/lab.py's included, gets the bench's limits.
+    os.environ["RTMPEDGE_LAB_VARS"] = str(ROOT / "bench" / "lab-vars.yml")
+    env = {**os.environ, **ANSIBLE}
+    started = time.monotonic()
+    results: dict = {
+        "quick": quick,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
+    }
+    sh("scripts/ensure-docker.sh")
+    results["control_plane"] = {"site": converge(quick, env)}
+    results["haproxy_versions"] = {lb: haproxy_version(lb) for lb in lab.BALANCERS}
+    say("media4 for the changes (make lab-scale N=4), cron paused on the balancers")
+    lab_cli("scale", "4")
+    for lb in lab.BALANCERS:
+        dexec(lb, "systemctl stop cron")
+    install_lbctl()
+    try:
+        measure(quick, env, results)
+    finally:
+        restore(env, lb2_flipped=not quick)
+    results["seconds"] = time.monotonic() - started
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    report.write(results, ROOT / "docs")
+    say(f"done in {results['seconds']:.0f}s: bench/results.json, docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
