@@ -154,7 +154,7 @@ def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, p
         wait_until(lambda: live_bench_streams() >= publishers, 60, f"{publishers} live bench streams")
         # Several probers without pauses: hundreds of new sessions a second, so a reload that
         # drops queued connections shows up.
-        probers = [Prober((public(LB1), 1935), every=0.002) for _ in range(PROBERS)]
+        probers = [Prober((public(LB1), 1935), every=0.002) for _n in range(PROBERS)]
         for prober in probers:
             prober.start()
         durations, kinds = [], {}
@@ -198,7 +198,7 @@ def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, p
 def hold(target: tuple[str, int], count: int) -> list[socket.socket]:
     """Long-lived sessions, so leastconn sends the next one to the empty new server."""
     held = []
-    for _ in range(count):
+    for _n in range(count):
         sock = socket.create_connection(target, timeout=5)
         handshake(sock)
         held.append(sock)
@@ -225,7 +225,7 @@ def convergence(fleet_addresses: dict[str, str], runs: int, cron_interval: float
     """Part 2: media4 appears in discovery -> the first new session lands on it."""
     target = (public(LB1), 1935)
     latencies = {"runtime": [], "reload": []}
-    for _ in range(runs):
+    for _n in range(runs):
         for path, way in (("runtime", "reconcile"), ("reload", "reload")):
             fleet = Fleet(fleet_addresses)
             apply_fleet(fleet, "reconcile")

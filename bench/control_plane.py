@@ -44,7 +44,7 @@ def inventory_and_render(count: int, runs: int, env: dict) -> dict:
     where = Path(tempfile.mkdtemp(prefix="rtmpedge-bench-inv-"))
     plugin, plain = fleet_files(count, where)
     times: dict[str, list[float]] = {"plugin": [], "yaml": []}
-    for _ in range(runs):
+    for _n in range(runs):
         for name, path in (("plugin", plugin), ("yaml", plain)):
             seconds, out = timed([str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(path), "--list"], env)
             found = len(json.loads(out)["media_servers"]["hosts"])
@@ -53,7 +53,7 @@ def inventory_and_render(count: int, runs: int, env: dict) -> dict:
             times[name].append(seconds)
     output = where / "haproxy.cfg"
     render_times, check_times = [], []
-    for _ in range(runs):
+    for _n in range(runs):
         seconds, _out = timed(
             [
                 str(ROOT / ".venv/bin/ansible-playbook"),

@@ -17,6 +17,7 @@ from continuity import summary
 from labctl import (
     CLIENT,
     ROOT,
+    backend_stats,
     dexec,
     haproxy_usage,
     in_mountns,
@@ -71,7 +72,7 @@ def only_server(lb: str, media: str) -> None:
 
 def bulk_runs(target: str, seconds: float, runs: int, lb: str | None) -> dict:
     rates, cpu_per_gbit = [], []
-    for _ in range(runs):
+    for _n in range(runs):
         before = haproxy_usage(lb) if lb else None
         result = load("bulk", "--target", target, "--seconds", str(seconds))
         rates.append(result["gbit_s"])
@@ -87,7 +88,7 @@ def bulk_runs(target: str, seconds: float, runs: int, lb: str | None) -> dict:
 def rtmp_publish_seconds(url: str, runs: int) -> dict:
     """A real RTMP publish (the client's ffmpeg, no -re): seconds to push the whole clip."""
     times = []
-    for _ in range(runs):
+    for _n in range(runs):
         started = time.monotonic()
         sh(
             *in_mountns(
@@ -157,7 +158,8 @@ def rtmp_publish_proxy_protocol(lb: str, media: str, quick: bool) -> dict:
         "&& systemctl reload nginx",
     )
     try:
-        time.sleep(1)
+        # Its health checks carry the PROXY header too: the server is UP again after `rise` checks.
+        wait_until(lambda: backend_stats(lb).get(media, {}).get("status") == "UP", 30, f"{media} UP on {lb}")
         return rtmp_publish_seconds(f"rtmp://{public(lb)}:1935/live/bench-publish", 1 if quick else 3)
     finally:
         dexec(media, f"mv {conf}.bench {conf} && systemctl reload nginx")

@@ -34,7 +34,7 @@ def c1() -> bytes:
 
 
 def split(target: str) -> tuple[str, int]:
-    host, _, port = target.rpartition(":")
+    host, _sep, port = target.rpartition(":")
     return host, int(port)
 
 
@@ -75,7 +75,7 @@ def probe_once(target: tuple[str, int], timeout: float = 2.0) -> float:
 def probe(args) -> dict:
     target = split(args.target)
     samples, failures = [], 0
-    for _ in range(args.count):
+    for _n in range(args.count):
         try:
             samples.append(probe_once(target))
         except OSError:
@@ -138,7 +138,7 @@ async def one_stream(target, bitrate: int, until: float, ready: asyncio.Event, r
 async def streams_main(args) -> dict:
     target = split(args.target)
     ready = asyncio.Event()
-    records = [{"connected": False, "queued": 0} for _ in range(args.count)]
+    records = [{"connected": False, "queued": 0} for _n in range(args.count)]
     until = time.monotonic() + args.ramp + args.seconds
     tasks = []
     for record in records:

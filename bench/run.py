@@ -54,7 +54,7 @@ def converge(quick: bool, env: dict) -> dict:
     elif not lab_running():
         say("make lab (the lab is not up)")
         out["fresh_lab_up_s"] = lab_cli("up")
-    runs = [site_yml([], env) for _ in range(1 if quick else 2)]
+    runs = [site_yml([], env) for _n in range(1 if quick else 2)]
     if runs[0]["changed"]:
         out["converge"] = runs.pop(0)  # a quick run on a lab without the bench's limits yet
     out["rerun"] = runs

@@ -158,7 +158,8 @@ def publish_checks(client) -> bool:
     wanted = {f"check-{lb.removeprefix('rtmpedge-')}-{port}": (lb, port) for lb, port in targets}
     deadline, found = time.monotonic() + 20, {}
     while time.monotonic() < deadline and len(found) < len(wanted):
-        found = {k: v for k, v in streams(client).items() if k in wanted}
+        # Kept once seen: a short stream may end before the slowest one shows up.
+        found.update({k: v for k, v in streams(client).items() if k in wanted})
         time.sleep(0.5)
     print(f"\n  {'balancer':<14}{'port':<6}{'media server':<18}{'client IP seen':<16}result")
     ok = True
