@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lab end to end, as a user runs it (the `lab` test stage): make lab, then
 # again (it must change nothing), scale up and down through the reconcile job
-# without a reload, and lab-down must leave no container or network behind.
+# without a reload, the fault tests (tests/lab), and lab-down must leave no
+# container or network behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lab() { python scripts/lab.py "$@"; }
@@ -27,6 +28,8 @@ echo "$down"
 grep -q 'rtmpedge-media4 carries no stream on any balancer: safe to terminate' <<<"$down" || fail "no drain report"
 [ "$(grep -c ': .*reload=no.*\[workers \([0-9 ]*\) -> \1\]' <<<"$down")" = 2 ] || fail "scaling down reloaded HAProxy"
 ! grep -q '^  rtmpedge-media4 ' <<<"$down" || fail "rtmpedge-media4 is still in a backend"
+
+python -m pytest -q -p no:cacheprovider tests/lab || fail "a fault test failed"
 
 lab down
 trap - EXIT

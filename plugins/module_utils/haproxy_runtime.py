@@ -260,3 +260,22 @@ def run(admin_socket: str, command: str, expect: str = "", timeout: float = DEFA
     if (expect and expect not in answer) or (not expect and answer):
         raise RuntimeAPIError(f"HAProxy refused {command!r}: {answer or 'no answer'}")
     return answer
+
+
+def acl_entries(admin_socket: str, path: str, timeout: float = DEFAULT_TIMEOUT) -> list[str] | None:
+    """Patterns of the ACL loaded from file `path` by the running worker; None if it loads none."""
+    listing = send_command(admin_socket, "show acl", timeout)
+    if f"({path})" not in listing:
+        return None
+    answer = send_command(admin_socket, f"show acl {path}", timeout)
+    # Entry lines: "<reference> <pattern>", the reference being a pointer like 0x55d0c3b8a510.
+    return [line.split(None, 1)[1].strip() for line in answer.splitlines() if line.startswith("0x") and " " in line]
+
+
+def replace_acl(admin_socket: str, path: str, entries: list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Swap the ACL's patterns for `entries` at once (prepare, add to the new version, commit)."""
+    answer = run(admin_socket, f"prepare acl {path}", expect="New version created:", timeout=timeout)
+    version = answer.rsplit(":", 1)[1].strip()
+    for entry in entries:
+        run(admin_socket, f"add acl @{version} {path} {entry}", timeout=timeout)
+    run(admin_socket, f"commit acl @{version} {path}", timeout=timeout)

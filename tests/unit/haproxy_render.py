@@ -36,5 +36,16 @@ def render(media_servers: dict[str, dict], **overrides) -> str:
 def haproxy_check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.CompletedProcess:
     """`haproxy -c` on a rendered configuration, as the role's validate step runs it."""
     path = tmp_path / "haproxy.cfg"
-    path.write_text(config, encoding="utf-8")
+    path.write_text(with_local_lists(config, tmp_path), encoding="utf-8")
     return subprocess.run([haproxy_bin, "-c", "-f", str(path)], capture_output=True, text=True, check=False)
+
+
+def with_local_lists(config: str, where: Path) -> str:
+    """The config reading its publisher lists from `where`, with empty lists there.
+
+    The role writes /etc/haproxy/publishers-*.acl before it validates; tests write theirs here.
+    """
+    for name in ("publishers-allow.acl", "publishers-deny.acl"):
+        (where / name).touch()
+        config = config.replace(f"/etc/haproxy/{name}", str(where / name))
+    return config

@@ -67,3 +67,32 @@ def test_admin_socket_is_not_world_accessible(host):
     assert socket_file.is_socket
     assert socket_file.mode & 0o007 == 0
     assert socket_file.group == "haproxy"
+
+
+def test_service_runs_in_the_sandbox(host):
+    shown = host.run(
+        "systemctl show haproxy -p ProtectSystem -p NoNewPrivileges -p PrivateTmp -p ProtectHome "
+        "-p CapabilityBoundingSet -p LimitNOFILE"
+    ).stdout
+    for setting in ("ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectHome=yes"):
+        assert setting in shown, shown
+    bounding = next(line for line in shown.splitlines() if line.startswith("CapabilityBoundingSet="))
+    assert "cap_sys_admin" not in bounding
+    assert "cap_net_bind_service" in bounding
+    # The hard limit is the smaller of the unit's 1048576 and what the container allows.
+    assert int(next(line for line in shown.splitlines() if line.startswith("LimitNOFILE=")).split("=")[1]) >= 20000
+
+
+def test_admin_socket_is_for_root_and_the_haproxy_group_only(host):
+    socket_file = host.file("/run/haproxy/admin.sock")
+    assert socket_file.is_socket
+    assert socket_file.mode == 0o660
+    assert socket_file.group == "haproxy"
+
+
+def test_publisher_lists_are_in_place_and_private(host):
+    for name in ("publishers-allow.acl", "publishers-deny.acl"):
+        acl = host.file(f"/etc/haproxy/{name}")
+        assert acl.exists
+        assert acl.mode == 0o640
+        assert acl.group == "haproxy"

@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# Copyright: rtmpedge maintainers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: haproxy_acl
+short_description: Make a running HAProxy's file-based ACL hold exactly the given patterns, without a reload
+version_added: 0.1.0
+description:
+  - For ACLs that HAProxy loads from a file (C(src -f /etc/haproxy/publishers-deny.acl)), such as the haproxy
+    role's publisher allow and deny lists. The role writes the file; this module brings the running worker
+    to the same patterns through the runtime API (C(prepare acl), C(add acl), C(commit acl)), so the change
+    applies to new connections at once, in one step, and no stream is cut.
+  - When the running worker loads no ACL from O(path) (HAProxy is not running, or the rule using the file
+    comes with a configuration change that is still to be reloaded), nothing is done and RV(loaded) is false;
+    the next start or reload reads the file.
+author:
+  - rtmpedge maintainers (@rtmpedge)
+options:
+  path:
+    description: The file the ACL was loaded from, exactly as the configuration names it.
+    type: path
+    required: true
+  entries:
+    description: The patterns, e.g. addresses or CIDR blocks for a C(src) ACL. Order does not matter.
+    type: list
+    elements: str
+    required: true
+  admin_socket:
+    description: The runtime API socket with admin level.
+    type: path
+    default: /run/haproxy/admin.sock
+attributes:
+  check_mode:
+    description: Reports whether the running ACL differs, changes nothing.
+    support: full
+  diff_mode:
+    description: Returns the running patterns before and after.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Refuse publishers from a network at once, without a reload
+  rtmpedge.balancer.haproxy_acl:
+    path: /etc/haproxy/publishers-deny.acl
+    entries:
+      - 203.0.113.0/24
+      - 198.51.100.7
+"""
+
+RETURN = r"""
+loaded:
+  description: Whether the running worker loads an ACL from O(path).
+  returned: always
+  type: bool
+before:
+  description: The running patterns before the change (sorted); empty when RV(loaded) is false.
+  returned: always
+  type: list
+  elements: str
+after:
+  description: The running patterns after the change (sorted).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
+    RuntimeAPIError,
+    acl_entries,
+    replace_acl,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "entries": {"type": "list", "elements": "str", "required": True},
+            "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+        },
+        supports_check_mode=True,
+    )
+    path, socket_path = module.params["path"], module.params["admin_socket"]
+    wanted = sorted({e.strip() for e in module.params["entries"] if e.strip()})
+    if not os.path.exists(socket_path):
+        module.exit_json(changed=False, loaded=False, before=[], after=wanted, msg=f"{socket_path} does not exist")
+    try:
+        running = acl_entries(socket_path, path)
+        if running is None:
+            module.exit_json(changed=False, loaded=False, before=[], after=wanted)
+        before = sorted(set(running))
+        changed = before != wanted
+        if changed and not module.check_mode:
+            replace_acl(socket_path, path, wanted)
+            after = sorted(set(acl_entries(socket_path, path) or []))
+            if after != wanted:
+                module.fail_json(msg=f"HAProxy's ACL {path} holds {after} after the update, not {wanted}")
+    except RuntimeAPIError as e:
+        module.fail_json(msg=f"Cannot update the running ACL {path}: {e}")
+    result = {"changed": changed, "loaded": True, "before": before, "after": wanted}
+    if module._diff:
+        result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(wanted) + "\n"}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Fault tests on the running lab (`make lab`): real balancers, nginx-rtmp media servers, ffmpeg.
+
+Run by scripts/lab.sh after `make lab`; by hand: `make lab && .venv/bin/pytest tests/lab`.
+Measured times go to build/reliability.json (docs/reliability.md quotes them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import lab  # noqa: E402 - scripts/lab.py, the lab's one definition
+
+C0C1 = b"\x03" + bytes(1536)
+AUTH = ("lab", "lab")  # inventories/lab/group_vars/all.yml
+FIGURES: dict = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if FIGURES:
+        out = ROOT / "build" / "reliability.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(FIGURES, indent=2) + "\n")
+        sys.stdout.write(f"\nmeasured: {json.dumps(FIGURES)}\n")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = lab.docker.from_env()
+    running = {c.name for c in client.containers.list(filters={"label": f"{lab.LAB_LABEL}=1"})}
+    wanted = {*lab.BALANCERS, lab.CLIENT, *(lab.media_name(i) for i in (1, 2, 3))}
+    if not wanted <= running:
+        pytest.fail(f"the lab is not up (missing {sorted(wanted - running)}): make lab")
+    return client
+
+
+@pytest.fixture
+def figures():
+    return FIGURES
+
+
+def dexec(container: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=check
+    )
+
+
+def address(client, name: str, network: str) -> str:
+    return lab.address(client, name, network)
+
+
+def _get(url: str, timeout: float = 3) -> tuple[int, str]:
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, url, *AUTH)
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(manager))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def stats(client, lb: str) -> dict[tuple[str, str], dict]:
+    """The stats CSV of the worker answering now: {(proxy, server): row}."""
+    _status, text = _get(f"http://{address(client, lb, lab.MEDIA)}:8404/stats;csv;norefresh")
+    rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+    return {(r["pxname"], r["svname"]): r for r in rows}
+
+
+def health(client, lb: str) -> int:
+    return _get(f"http://{address(client, lb, lab.MEDIA)}:8000/")[0]
+
+
+def handshake(host: str, port: int = 1935, timeout: float = 5) -> bool:
+    """A publisher's C0+C1 through the balancer gets S0 back."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            # A reset on close: a flood of probes must not fill the host's ports with TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(C0C1)
+            return sock.recv(1) == b"\x03"
+    except OSError:
+        return False
+
+
+def wait_for(predicate, seconds: float, what: str, step: float = 0.1) -> float:
+    """Seconds until the predicate held; fails after `seconds`."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > seconds:
+            pytest.fail(f"timed out after {seconds:.0f}s waiting for {what}")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def publish(client, lb: str, key: str, seconds: int, port: int = 1935) -> None:
+    """An ffmpeg publisher in the lab's client container, in the background; exit code in /tmp/<key>.rc."""
+    url = f"rtmp://{address(client, lb, lab.PUBLIC)}:{port}/live/{key}"
+    command = (
+        f"ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine -t {seconds} "
+        f"-c:v libx264 -preset ultrafast -threads 1 -c:a aac -f flv {url} 2>/tmp/{key}.err; echo $? >/tmp/{key}.rc"
+    )
+    dexec(lab.CLIENT, f"rm -f /tmp/{key}.rc /tmp/{key}.err")  # a result of an earlier run must not count
+    subprocess.run(["docker", "exec", "-d", lab.CLIENT, "sh", "-c", command], check=True)
+
+
+def publish_result(key: str) -> str | None:
+    """ffmpeg's exit code once it ended, else None."""
+    out = dexec(lab.CLIENT, f"cat /tmp/{key}.rc 2>/dev/null", check=False).stdout.strip()
+    return out or None
+
+
+def live_streams(client) -> dict[str, tuple[str, str]]:
+    return lab.streams(client)
