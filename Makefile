@@ -56,7 +56,7 @@ lab-status: setup ## Each balancer's view of the fleet: state, sessions, weight 
 bench: setup ## Benchmarks on the lab into docs/benchmarks.md and bench/results.json (BENCH_QUICK=1: ~3 min)
 	@scripts/bench.sh
 
-release: ## Build the collection tarball, install it into a clean path, syntax-check site from it
+release: setup ## CHANGELOG.rst, tarball, install into a clean path, syntax-check, ansible-doc, EE context (build/release)
 	@$(STAGE) package scripts/package.sh
 
 clean: ## Remove build output (keeps .venv and images)

@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Build the collection tarball, install it into an empty collections path and
-# syntax-check the collection's site playbook from the installed copy only.
+# make release: the collection as a user installs it.
+#  1. a copy of the checkout gets its CHANGELOG.rst from the fragments
+#     (antsibull-changelog release; the checkout's fragments stay);
+#  2. the tarball is built from that copy, installed into an empty collections
+#     path, and site.yml is syntax-checked from the installed copy only;
+#  3. ansible-doc renders every module, plugin and role of the installed copy;
+#  4. execution-environment.yml makes an ansible-builder context with the
+#     tarball, and the installed collection's EE dependencies are found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=build/release
-rm -rf "$out" && mkdir -p "$out"
-ansible-galaxy collection build --force --output-path "$out" . >/dev/null
-tarball=$(realpath "$out"/rtmpedge-balancer-*.tar.gz)
+root=$PWD
+out=$root/build/release
+version=$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
+rm -rf "$out" && mkdir -p "$out/src"
+
+git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$out/src"
+(cd "$out/src" && antsibull-changelog release --version "$version" >/dev/null)
+echo "CHANGELOG.rst for $version: $(grep -c '^- ' "$out/src/CHANGELOG.rst") entries"
+
+ansible-galaxy collection build --force --output-path "$out" "$out/src" >/dev/null
+tarball=$out/rtmpedge-balancer-$version.tar.gz
+cp "$tarball" "$out/rtmpedge-balancer.tar.gz"  # the name execution-environment.yml uses
 echo "built $tarball ($(du -k "$tarball" | cut -f1) KiB, $(tar -tzf "$tarball" | wc -l) entries)"
+tar -tzf "$tarball" | grep -x CHANGELOG.rst >/dev/null || { echo "CHANGELOG.rst is not in the tarball" >&2; exit 1; }
+
 # From outside the checkout, with no ansible.cfg, so only the installed copy can resolve.
 cd "$out"
 export ANSIBLE_COLLECTIONS_PATH=$PWD/collections
@@ -15,3 +31,26 @@ unset ANSIBLE_CONFIG
 ansible-galaxy collection install --offline -p "$ANSIBLE_COLLECTIONS_PATH" "$tarball" >/dev/null
 echo "installed into $ANSIBLE_COLLECTIONS_PATH"
 ansible-playbook rtmpedge.balancer.site --syntax-check -i localhost,
+
+installed=$ANSIBLE_COLLECTIONS_PATH/ansible_collections/rtmpedge/balancer
+rendered=0
+for file in "$installed"/plugins/modules/*.py "$installed"/plugins/inventory/*.py "$installed"/plugins/filter/*.yml; do
+  kind=$(basename "$(dirname "$file")")
+  case $kind in modules) kind=module ;; esac
+  ansible-doc -t "$kind" "rtmpedge.balancer.$(basename "${file%.*}")" >/dev/null
+  rendered=$((rendered + 1))
+done
+for role in "$installed"/roles/*/; do
+  ansible-doc -t role "rtmpedge.balancer.$(basename "$role")" >/dev/null
+  rendered=$((rendered + 1))
+done
+echo "ansible-doc rendered $rendered modules, inventory plugins, filters and roles"
+
+cd "$root"
+ansible-builder create -f execution-environment.yml -c "$out/ee" >/dev/null
+[ -s "$out/ee/_build/collections/rtmpedge-balancer.tar.gz" ] || { echo "the EE context lacks the collection" >&2; exit 1; }
+deps=$(ansible-builder introspect "$ANSIBLE_COLLECTIONS_PATH")
+for wanted in boto3 dnspython docker openssh-client; do
+  grep -q "$wanted" <<<"$deps" || { echo "the EE dependencies lack $wanted:" >&2; echo "$deps" >&2; exit 1; }
+done
+echo "execution environment: context in $out/ee, dependencies from meta/execution-environment.yml found"

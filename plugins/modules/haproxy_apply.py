@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: haproxy_apply
 short_description: Apply haproxy.cfg to a running HAProxy, at runtime when only media servers changed
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Compares the configuration file with the last one HAProxy applied successfully (O(last_good_path)).
   - When only the server lines of O(backend) differ, applies them through the runtime API, with no reload

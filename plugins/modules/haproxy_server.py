@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: haproxy_server
 short_description: Drain, pause, re-weight, add or delete one media server on a running HAProxy
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Works on the runtime API only; nothing is reloaded and no stream is cut.
   - O(wait_for=no_sessions) waits until the server carries no session in any worker, old workers of
