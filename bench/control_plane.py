@@ -52,6 +52,12 @@ def inventory_and_render(count: int, runs: int, env: dict) -> dict:
                 raise RuntimeError(f"{name} inventory listed {found} media servers, not {count}")
             times[name].append(seconds)
     output = where / "haproxy.cfg"
+    # The publisher lists the config reads, where the role would write them.
+    lists = []
+    for name in ("allow", "deny"):
+        path = where / f"publishers-{name}.acl"
+        path.touch()
+        lists += ["-e", f"_haproxy_publishers_{name}_file={path}"]
     render_times, check_times = [], []
     for _n in range(runs):
         seconds, _out = timed(
@@ -64,6 +70,7 @@ def inventory_and_render(count: int, runs: int, env: dict) -> dict:
                 f"bench_output={output}",
                 "-e",
                 "haproxy_client_ip_mode=none",
+                *lists,
             ],
             env,
         )

@@ -197,6 +197,10 @@ def write(results: dict, docs: Path) -> None:
         "Reproduce: `make bench` (about 15 min) or `BENCH_QUICK=1 make bench` (about 3 min with the lab up). "
         "Raw figures: [bench/results.json](../bench/results.json).",
         "",
+        "The lab runs the roles' defaults except for bench/lab-vars.yml: frontend maxconn 8000, and the "
+        "per-source abuse limits off (every probe and synthetic stream comes from one address, the docker host). "
+        "The RTMP protocol check stays on: every connection here starts with a real handshake.",
+        "",
         "## Summary",
         "",
         f"- Under {ours['changes']} fleet changes with {ours['publishers']} live publishers, the collection's "

@@ -70,9 +70,11 @@ def measure(quick: bool, env: dict, results: dict) -> None:
 
     say(f"part 1: {publishers} live publishers, {changes} fleet changes for each way")
     results["continuity"] = continuity(addresses, publishers, changes, pause=0.3 if quick else 0.5)
+    checkpoint(results)
     say("part 2: convergence")
     results["convergence"] = convergence(addresses, runs=2 if quick else 5)
 
+    checkpoint(results)
     say("part 3: forwarding cost")
     paths = {"direct": None, "transparent": LB1}
     if not quick:
@@ -84,12 +86,19 @@ def measure(quick: bool, env: dict, results: dict) -> None:
     if not quick:
         results["forwarding"]["rtmp_publish"]["proxy_protocol"] = rtmp_publish_proxy_protocol(LB2, MEDIA[2], quick)
 
+    checkpoint(results)
     say("part 4: capacity")
     steps = [200, 400] if quick else [250, 500, 1000, 2000, 3000, 4000, 6000]
     results["capacity"] = capacity(LB1, MEDIA[2], steps, bitrate, quick)
 
+    checkpoint(results)
     say("part 5: inventory and render at scale")
     results["control_plane"]["scale"] = inventory_and_render(1000 if quick else 10000, 1 if quick else 3, env)
+
+
+def checkpoint(results: dict) -> None:
+    """The parts measured so far, in case a later one fails (not used by the report)."""
+    (ROOT / "bench" / "results.partial.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def restore(env: dict, lb2_flipped: bool) -> None:
