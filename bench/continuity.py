@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import statistics
 import threading
@@ -11,6 +10,7 @@ import time
 from labctl import (
     CLIENT,
     LB1,
+    apply_servers,
     backend_stats,
     dexec,
     haproxy_processes,
@@ -18,6 +18,7 @@ from labctl import (
     lab,
     lbctl,
     public,
+    set_fleet,
     sh,
     wait_until,
 )
@@ -67,11 +68,6 @@ class Fleet:
             self.members = sorted([*self.members, self.spare])
         elif kind == "remove" and self.spare in self.members:
             self.members.remove(self.spare)
-
-
-def apply_fleet(fleet: Fleet, way: str, lb: str = LB1) -> dict:
-    lbctl(lb, "fleet", json.dumps(fleet.servers()))
-    return lbctl(lb, "apply", way)
 
 
 class Prober(threading.Thread):
@@ -147,7 +143,7 @@ def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, p
     for way in WAYS:
         fleet = Fleet(fleet_addresses)
         dexec(LB1, "systemctl is-active --quiet haproxy || systemctl start haproxy")  # after an aborted run
-        apply_fleet(fleet, "reconcile")
+        apply_servers(LB1, fleet.servers())
         if way == "seed":
             lbctl(LB1, "seed-start")
         start_publishers(publishers, url)
@@ -161,7 +157,7 @@ def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, p
         for index in range(changes):
             kind = CYCLE[index % len(CYCLE)]
             fleet.step(kind, index)
-            lbctl(LB1, "fleet", json.dumps(fleet.servers()))
+            set_fleet(LB1, fleet.servers())
             started = time.monotonic()
             lbctl(LB1, "reload" if kind == "reload" else "apply", way)
             durations.append(time.monotonic() - started)
@@ -191,7 +187,7 @@ def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, p
             f"{probes['attempts']} new sessions refused",
             flush=True,
         )
-    apply_fleet(Fleet(fleet_addresses), "reconcile")
+    apply_servers(LB1, Fleet(fleet_addresses).servers())
     return results
 
 
@@ -228,19 +224,19 @@ def convergence(fleet_addresses: dict[str, str], runs: int, cron_interval: float
     for _n in range(runs):
         for path, way in (("runtime", "reconcile"), ("reload", "reload")):
             fleet = Fleet(fleet_addresses)
-            apply_fleet(fleet, "reconcile")
-            apply_fleet(fleet, "reconcile")  # the drained spare is deleted once idle
+            apply_servers(LB1, fleet.servers())
+            apply_servers(LB1, fleet.servers())  # the drained spare is deleted once idle
             wait_until(lambda f=fleet: f.spare not in backend_stats(LB1), 30, "the spare server to leave")
             held = hold(target, 6)
             try:
                 fleet.step("add", 0)
-                lbctl(LB1, "fleet", json.dumps(fleet.servers()))
+                set_fleet(LB1, fleet.servers())
                 started = lbctl(LB1, "apply", way)["started"]
                 latencies[path].append(first_landing(target, fleet.spare) - started)
             finally:
                 for sock in held:
                     sock.close()
-    apply_fleet(Fleet(fleet_addresses), "reconcile")
+    apply_servers(LB1, Fleet(fleet_addresses).servers())
     reload_runs = latencies["reload"]
     # A one-minute cron job that renders and reloads: the wait for the next run is uniform
     # over the interval, then the reload path as measured.

@@ -17,12 +17,12 @@ from continuity import summary
 from labctl import (
     CLIENT,
     ROOT,
+    apply_servers,
     backend_stats,
     dexec,
     haproxy_usage,
     in_mountns,
     in_netns,
-    lbctl,
     media_ip,
     public,
     sh,
@@ -65,9 +65,7 @@ class SinkOn:
 
 def only_server(lb: str, media: str) -> None:
     """The balancer's fleet is this one media server (the others drain and leave)."""
-    fleet = [{"name": media, "address": media_ip(media), "port": 1935, "weight": 10}]
-    lbctl(lb, "fleet", json.dumps(fleet))
-    lbctl(lb, "apply", "reconcile")
+    apply_servers(lb, [{"name": media, "address": media_ip(media), "port": 1935, "weight": 10}])
 
 
 def bulk_runs(target: str, seconds: float, runs: int, lb: str | None) -> dict:
@@ -130,15 +128,13 @@ def forwarding(paths: dict[str, str | None], media: str, quick: bool) -> dict:
         only_server(lb, media)
     targets = {name: f"{public(lb) if lb else media_ip(media)}:1935" for name, lb in paths.items()}
     results: dict = {"bulk": {}, "handshake_ms": {}, "rtmp_publish": {}}
-    with SinkOn(media) as sink:
+    with SinkOn(media):
         for name, lb in paths.items():
             wait_until(lambda t=targets[name]: _answers(t), 30, f"{name} path to the sink")
-            proxied = sink.snapshot()["proxied"]
             results["bulk"][name] = bulk_runs(targets[name], seconds, runs, lb)
             results["handshake_ms"][name] = load(
                 "probe", "--target", targets[name], "--count", "100" if quick else "300"
             )
-            results["bulk"][name]["proxy_headers_seen"] = sink.snapshot()["proxied"] - proxied
     size = prepare_long_clip()
     for name in paths:
         if name == "proxy_protocol":

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +16,6 @@ import lab  # noqa: E402 - scripts/lab.py, the lab's one definition
 
 LB1, LB2, CLIENT = "rtmpedge-lb1", "rtmpedge-lb2", lab.CLIENT
 LBCTL = "/usr/local/lib/rtmpedge/bench-lbctl.py"
-STATS_AUTH = ("lab", "lab")  # inventories/lab/group_vars/all.yml
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -42,6 +38,17 @@ def put_file(container: str, path: str, text: str, mode: str = "0644") -> None:
 def lbctl(lb: str, *args: str) -> dict:
     quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
     return json.loads(dexec(lb, f"python3 {LBCTL} {quoted}").strip().splitlines()[-1])
+
+
+def set_fleet(lb: str, servers: list[dict]) -> None:
+    """The bench's discovery on the balancer (a static source the job reads)."""
+    lbctl(lb, "fleet", json.dumps(servers))
+
+
+def apply_servers(lb: str, servers: list[dict], way: str = "reconcile") -> dict:
+    """Make the balancer serve these media servers, in one of lbctl's ways."""
+    set_fleet(lb, servers)
+    return lbctl(lb, "apply", way)
 
 
 def install_lbctl() -> None:
@@ -77,15 +84,9 @@ def media_ip(name: str) -> str:
 
 
 def backend_stats(lb: str) -> dict[str, dict]:
-    """rtmp_media's servers in the stats CSV of the worker answering now."""
-    url = f"http://{media_ip(lb)}:8404/stats;csv;norefresh"
-    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-    manager.add_password(None, url, *STATS_AUTH)
-    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(manager))
-    with opener.open(url, timeout=5) as response:
-        text = response.read().decode().lstrip("# ")
-    rows = csv.DictReader(io.StringIO(text))
-    return {r["svname"]: r for r in rows if r["pxname"] == "rtmp_media" and r["svname"] not in {"BACKEND", "FRONTEND"}}
+    """rtmp_media's servers in the stats of the worker answering now."""
+    rows = lab.balancer_stats(lab.docker.from_env(), lb)
+    return {sv: row for (px, sv), row in rows.items() if px == "rtmp_media" and sv not in {"BACKEND", "FRONTEND"}}
 
 
 def haproxy_processes(container: str) -> list[int]:

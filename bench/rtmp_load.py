@@ -166,7 +166,6 @@ class Sink:
     def __init__(self, stats_path: str):
         self.stats_path = stats_path
         self.received: dict[int, int] = {}
-        self.proxied = 0
         self.handshakes = 0
         self.next_id = 0
 
@@ -174,13 +173,11 @@ class Sink:
         head = await reader.readexactly(1)
         if head == b"P":  # v1: "PROXY TCP4 ...\r\n"
             await reader.readuntil(b"\r\n")
-            self.proxied += 1
         elif head == b"\r":  # v2: 12-byte signature, version/command, family, length
             rest = await reader.readexactly(15)
             if (head + rest)[:12] != PROXY_V2_SIGNATURE:
                 raise ConnectionError("bad PROXY v2 signature")
             await reader.readexactly(int.from_bytes(rest[13:15], "big"))
-            self.proxied += 1
         elif head != C0:
             raise ConnectionError(f"first byte {head!r} is neither C0 nor a PROXY header")
         else:
@@ -208,7 +205,7 @@ class Sink:
     async def report(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            snapshot = {"time": time.time(), "handshakes": self.handshakes, "proxied": self.proxied}
+            snapshot = {"time": time.time(), "handshakes": self.handshakes}
             snapshot["received"] = {str(k): v for k, v in self.received.items()}
             with open(self.stats_path + ".tmp", "w") as handle:
                 json.dump(snapshot, handle)

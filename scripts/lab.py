@@ -11,10 +11,13 @@ Names follow the lab contract in shared/DESIGN.md (docs/lab.md).
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -30,6 +33,7 @@ MEDIA_IMAGE = "rtmpedge/media-nginx-rtmp:bookworm"
 CLIENT_IMAGE = "rtmpedge/publisher-ffmpeg:bookworm"
 LAB_LABEL = "rtmpedge.lab"
 MEDIA_LABEL = "rtmpedge.role"
+STATS_AUTH = ("lab", "lab")  # haproxy_management_user/password in inventories/lab/group_vars/all.yml
 # What systemd needs as PID 1 without --privileged (shared/DESIGN.md).
 SYSTEMD = {
     "command": "/lib/systemd/systemd",
@@ -143,6 +147,33 @@ def streams(client) -> dict[str, tuple[str, str]]:
     return seen
 
 
+def http_get(client, lb: str, port: int, path: str, timeout: float = 5) -> tuple[int, str]:
+    """A balancer's management (8404, with the lab's password) or health (8000) endpoint: (status, body)."""
+    url = f"http://{address(client, lb, MEDIA)}:{port}{path}"
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, url, *STATS_AUTH)
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(manager))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def balancer_stats(client, lb: str) -> dict[tuple[str, str], dict]:
+    """The stats CSV of the worker answering now: {(proxy, server): row}."""
+    _status, text = http_get(client, lb, 8404, "/stats;csv;norefresh")
+    return {(r["pxname"], r["svname"]): r for r in csv.DictReader(io.StringIO(text.lstrip("# ")))}
+
+
+def publish_command(url: str, seconds: int) -> str:
+    """An ffmpeg test stream (picture and tone, live rate) to an RTMP URL, for the client container."""
+    return (
+        "ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine "
+        f"-t {seconds} -c:v libx264 -preset ultrafast -threads 1 -c:a aac -f flv {url}"
+    )
+
+
 def publish_checks(client) -> bool:
     """A 6 s stream through each balancer on 1935 and 80; prints where each landed and the IP seen."""
     client_ip = address(client, CLIENT, PUBLIC)
@@ -150,11 +181,7 @@ def publish_checks(client) -> bool:
     say(f"publishing a 6 s test stream through each balancer on 1935 and 80 from {CLIENT} ({client_ip})")
     for lb, port in targets:
         url = f"rtmp://{address(client, lb, PUBLIC)}:{port}/live/check-{lb.removeprefix('rtmpedge-')}-{port}"
-        command = (
-            "ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine "
-            f"-t 6 -c:v libx264 -preset ultrafast -threads 1 -c:a aac -f flv {url}"
-        )
-        client.containers.get(CLIENT).exec_run(["sh", "-c", command], detach=True)
+        client.containers.get(CLIENT).exec_run(["sh", "-c", publish_command(url, 6)], detach=True)
     wanted = {f"check-{lb.removeprefix('rtmpedge-')}-{port}": (lb, port) for lb, port in targets}
     deadline, found = time.monotonic() + 20, {}
     while time.monotonic() < deadline and len(found) < len(wanted):

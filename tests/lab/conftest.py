@@ -6,16 +6,12 @@ Measured times go to build/reliability.json (docs/reliability.md quotes them).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import socket
 import struct
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +22,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import lab  # noqa: E402 - scripts/lab.py, the lab's one definition
 
 C0C1 = b"\x03" + bytes(1536)
-AUTH = ("lab", "lab")  # inventories/lab/group_vars/all.yml
 FIGURES: dict = {}
 
 
@@ -63,26 +58,12 @@ def address(client, name: str, network: str) -> str:
     return lab.address(client, name, network)
 
 
-def _get(url: str, timeout: float = 3) -> tuple[int, str]:
-    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-    manager.add_password(None, url, *AUTH)
-    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(manager))
-    try:
-        with opener.open(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def stats(client, lb: str) -> dict[tuple[str, str], dict]:
-    """The stats CSV of the worker answering now: {(proxy, server): row}."""
-    _status, text = _get(f"http://{address(client, lb, lab.MEDIA)}:8404/stats;csv;norefresh")
-    rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
-    return {(r["pxname"], r["svname"]): r for r in rows}
+    return lab.balancer_stats(client, lb)
 
 
 def health(client, lb: str) -> int:
-    return _get(f"http://{address(client, lb, lab.MEDIA)}:8000/")[0]
+    return lab.http_get(client, lb, 8000, "/")[0]
 
 
 def handshake(host: str, port: int = 1935, timeout: float = 5) -> bool:
@@ -110,10 +91,7 @@ def wait_for(predicate, seconds: float, what: str, step: float = 0.1) -> float:
 def publish(client, lb: str, key: str, seconds: int, port: int = 1935) -> None:
     """An ffmpeg publisher in the lab's client container, in the background; exit code in /tmp/<key>.rc."""
     url = f"rtmp://{address(client, lb, lab.PUBLIC)}:{port}/live/{key}"
-    command = (
-        f"ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine -t {seconds} "
-        f"-c:v libx264 -preset ultrafast -threads 1 -c:a aac -f flv {url} 2>/tmp/{key}.err; echo $? >/tmp/{key}.rc"
-    )
+    command = f"{lab.publish_command(url, seconds)} 2>/tmp/{key}.err; echo $? >/tmp/{key}.rc"
     dexec(lab.CLIENT, f"rm -f /tmp/{key}.rc /tmp/{key}.err")  # a result of an earlier run must not count
     subprocess.run(["docker", "exec", "-d", lab.CLIENT, "sh", "-c", command], check=True)
 
