@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +35,9 @@ MEDIA_IMAGE = "rtmpedge/media-nginx-rtmp:bookworm"
 CLIENT_IMAGE = "rtmpedge/publisher-ffmpeg:bookworm"
 LAB_LABEL = "rtmpedge.lab"
 MEDIA_LABEL = "rtmpedge.role"
+# The test publisher (streams until stopped, then says whether it was cut), copied into the client.
+PUBLISHER = ROOT / "tests" / "harness" / "publisher.py"
+PUBLISHER_IN_CLIENT = "/usr/local/bin/rtmpedge-test-publisher"
 STATS_AUTH = ("lab", "lab")  # haproxy_management_user/password in inventories/lab/group_vars/all.yml
 # What systemd needs as PID 1 without --privileged (shared/DESIGN.md).
 SYSTEMD = {
@@ -166,36 +171,57 @@ def balancer_stats(client, lb: str) -> dict[tuple[str, str], dict]:
     return {(r["pxname"], r["svname"]): r for r in csv.DictReader(io.StringIO(text.lstrip("# ")))}
 
 
-def publish_command(url: str, seconds: int) -> str:
-    """An ffmpeg test stream (picture and tone, live rate) to an RTMP URL, for the client container."""
-    return (
-        "ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine "
-        f"-t {seconds} -c:v libx264 -preset ultrafast -threads 1 -c:a aac -f flv {url}"
-    )
+def install_publisher(client) -> None:
+    """Copy tests/harness/publisher.py into the client container (cheap: done before each use)."""
+    content = PUBLISHER.read_bytes()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo(Path(PUBLISHER_IN_CLIENT).name)
+        info.size, info.mode = len(content), 0o755
+        tar.addfile(info, io.BytesIO(content))
+    client.containers.get(CLIENT).put_archive(str(Path(PUBLISHER_IN_CLIENT).parent), archive.getvalue())
 
 
-def publish_checks(client) -> bool:
-    """A 6 s stream through each balancer on 1935 and 80; prints where each landed and the IP seen."""
+def publisher(client, *args: str) -> tuple[int, str, str]:
+    """Run the client's test publisher (start/status/alive/stop): (exit code, stdout, stderr)."""
+    result = client.containers.get(CLIENT).exec_run([PUBLISHER_IN_CLIENT, *args], demux=True)
+    out, err = result.output
+    return result.exit_code, (out or b"").decode(), (err or b"").decode()
+
+
+def publish_checks(client, seconds: float = 60) -> bool:
+    """A stream through each balancer on 1935 and 80; prints where each landed and the IP seen.
+
+    Each stream runs until it has been seen on a media server (or `seconds` passed), then is
+    stopped; a stream that ended before that (cut) fails its row.
+    """
     client_ip = address(client, CLIENT, PUBLIC)
     targets = [(lb, port) for lb in BALANCERS for port in (1935, 80)]
-    say(f"publishing a 6 s test stream through each balancer on 1935 and 80 from {CLIENT} ({client_ip})")
-    for lb, port in targets:
-        url = f"rtmp://{address(client, lb, PUBLIC)}:{port}/live/check-{lb.removeprefix('rtmpedge-')}-{port}"
-        client.containers.get(CLIENT).exec_run(["sh", "-c", publish_command(url, 6)], detach=True)
+    say(f"publishing a test stream through each balancer on 1935 and 80 from {CLIENT} ({client_ip})")
     wanted = {f"check-{lb.removeprefix('rtmpedge-')}-{port}": (lb, port) for lb, port in targets}
-    deadline, found = time.monotonic() + 20, {}
+    install_publisher(client)
+    urls = [f"{key}=rtmp://{address(client, lb, PUBLIC)}:{port}/live/{key}" for key, (lb, port) in wanted.items()]
+    code, _out, err = publisher(client, "start", *urls)
+    if code:
+        sys.exit(f"lab: the test publishers did not start: {err.strip()}")
+    deadline, found = time.monotonic() + seconds, {}
     while time.monotonic() < deadline and len(found) < len(wanted):
-        # Kept once seen: a short stream may end before the slowest one shows up.
         found.update({k: v for k, v in streams(client).items() if k in wanted})
         time.sleep(0.5)
+    _code, out, err = publisher(client, "stop", *wanted)
+    ended = json.loads(out) if out.strip() else {}
     print(f"\n  {'balancer':<14}{'port':<6}{'media server':<18}{'client IP seen':<16}result")
     ok = True
     for key, (lb, port) in wanted.items():
         server, seen_ip = found.get(key, ("-", "-"))
-        good = seen_ip == client_ip
+        state = ended.get(key, {}).get("state", "unknown")
+        good = seen_ip == client_ip and state == "stopped"
         ok &= good
-        print(f"  {lb:<14}{port:<6}{server:<18}{seen_ip:<16}{'ok' if good else 'FAILED'}")
+        verdict = "ok" if good else "FAILED" + ("" if state == "stopped" else f" (stream {state})")
+        print(f"  {lb:<14}{port:<6}{server:<18}{seen_ip:<16}{verdict}")
     print()
+    if err.strip():
+        print(err.strip())
     return ok
 
 

@@ -88,18 +88,25 @@ def wait_for(predicate, seconds: float, what: str, step: float = 0.1) -> float:
     return time.monotonic() - started
 
 
-def publish(client, lb: str, key: str, seconds: int, port: int = 1935) -> None:
-    """An ffmpeg publisher in the lab's client container, in the background; exit code in /tmp/<key>.rc."""
+def publish(client, lb: str, key: str, port: int = 1935) -> None:
+    """An ffmpeg publisher in the lab's client container that streams until stop_publishers()."""
     url = f"rtmp://{address(client, lb, lab.PUBLIC)}:{port}/live/{key}"
-    command = f"{lab.publish_command(url, seconds)} 2>/tmp/{key}.err; echo $? >/tmp/{key}.rc"
-    dexec(lab.CLIENT, f"rm -f /tmp/{key}.rc /tmp/{key}.err")  # a result of an earlier run must not count
-    subprocess.run(["docker", "exec", "-d", lab.CLIENT, "sh", "-c", command], check=True)
+    lab.install_publisher(client)
+    code, _out, err = lab.publisher(client, "start", f"{key}={url}")
+    assert code == 0, f"the test publisher did not start: {err}"
 
 
-def publish_result(key: str) -> str | None:
-    """ffmpeg's exit code once it ended, else None."""
-    out = dexec(lab.CLIENT, f"cat /tmp/{key}.rc 2>/dev/null", check=False).stdout.strip()
-    return out or None
+def publisher_state(client, key: str) -> str:
+    """running, stopped (by the test), cut (ended before the test stopped it) or failed."""
+    _code, out, _err = lab.publisher(client, "status", key)
+    return json.loads(out)[key]["state"]
+
+
+def stop_publishers(client, *keys: str) -> dict[str, dict]:
+    """Stop the publishers; how each ended: {key: {state, rc, ran_s, error}}."""
+    _code, out, err = lab.publisher(client, "stop", *keys)
+    assert out.strip(), f"the test publisher did not answer: {err}"
+    return json.loads(out)
 
 
 def live_streams(client) -> dict[str, tuple[str, str]]:
