@@ -184,7 +184,8 @@ def capacity_table(data: dict) -> list[str]:
     return lines
 
 
-def write(results: dict, docs: Path) -> None:
+def write(results: dict, docs: Path, results_link: str = "../bench/results.json") -> None:
+    """benchmarks.md and img/ in `docs`; `results_link` is the raw figures' path as seen from there."""
     images = docs / "img"
     images.mkdir(parents=True, exist_ok=True)
     cont, conv, fwd, cap = (results[k] for k in ("continuity", "convergence", "forwarding", "capacity"))
@@ -229,7 +230,7 @@ def write(results: dict, docs: Path) -> None:
         f"The whole run took {results['seconds'] / 60:.1f} min.",
         "",
         "Reproduce: `make bench` (about 15 min) or `BENCH_QUICK=1 make bench` (about 3 min with the lab up). "
-        "Raw figures: [bench/results.json](../bench/results.json).",
+        f"Raw figures: [results.json]({results_link}).",
         "",
         "The lab runs the roles' defaults except for bench/lab-vars.yml: frontend maxconn 8000, and the "
         "per-source abuse limits off (every probe and synthetic stream comes from one address, the docker host). "

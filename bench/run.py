@@ -5,7 +5,9 @@
   BENCH_CHANGES=M      fleet changes per way in part 1 (default 50; quick 10)
   BENCH_BITRATE=BPS    per-stream bitrate of part 4 (default 1000000)
 
-Writes bench/results.json and docs/benchmarks.md with its plots in docs/img/.
+A full run writes bench/results.json and docs/benchmarks.md with its plots in docs/img/
+(committed); a quick run writes the same under build/bench/ and never touches those.
+Every step is announced when it starts, and a step still running says so every 15 s.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,8 +32,31 @@ from labctl import LB1, LB2, LBCTL, ROOT, dexec, haproxy_version, install_lbctl,
 MEDIA = [lab.media_name(i) for i in range(1, 5)]
 
 
+HEARTBEAT_EVERY = 15.0
+_step = {"what": "starting", "since": time.monotonic()}
+
+
 def say(message: str) -> None:
+    """Announce a step; the heartbeat repeats it while it runs."""
+    _step.update(what=message, since=time.monotonic())
     print(f"bench: {message}", flush=True)
+
+
+def heartbeat() -> None:
+    """A line every 15 s while a step runs, so a long step is never silent."""
+    while True:
+        time.sleep(HEARTBEAT_EVERY)
+        took = time.monotonic() - _step["since"]
+        if took >= HEARTBEAT_EVERY:
+            print(f"bench:   ... {took:.0f} s into: {_step['what']}", flush=True)
+
+
+def outputs(quick: bool) -> tuple[Path, Path, str]:
+    """(results.json, the report's directory, the report's link to results.json)."""
+    if quick:
+        out = ROOT / "build" / "bench"
+        return out / "results.json", out, "results.json"
+    return ROOT / "bench" / "results.json", ROOT / "docs", "../bench/results.json"
 
 
 def lab_cli(*args: str) -> float:
@@ -54,7 +80,10 @@ def converge(quick: bool, env: dict) -> dict:
     elif not lab_running():
         say("make lab (the lab is not up)")
         out["fresh_lab_up_s"] = lab_cli("up")
-    runs = [site_yml([], env) for _n in range(1 if quick else 2)]
+    runs = []
+    for n in range(1 if quick else 2):
+        say(f"site.yml on the lab, run {n + 1} (about 1-2 min)")
+        runs.append(site_yml([], env))
     if runs[0]["changed"]:
         out["converge"] = runs.pop(0)  # a quick run on a lab without the bench's limits yet
     out["rerun"] = runs
@@ -98,7 +127,9 @@ def measure(quick: bool, env: dict, results: dict) -> None:
 
 def checkpoint(results: dict) -> None:
     """The parts measured so far, in case a later one fails (not used by the report)."""
-    (ROOT / "bench" / "results.partial.json").write_text(json.dumps(results, indent=2) + "\n")
+    partial = ROOT / "build" / "bench" / "results.partial.json"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def restore(env: dict, lb2_flipped: bool) -> None:
@@ -115,6 +146,8 @@ def restore(env: dict, lb2_flipped: bool) -> None:
 
 def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
+    threading.Thread(target=heartbeat, daemon=True).start()
+    results_path, report_dir, results_link = outputs(quick)
     # Every playbook run of the lab, scripts/lab.py's included, gets the bench's limits.
     os.environ["RTMPEDGE_LAB_VARS"] = str(ROOT / "bench" / "lab-vars.yml")
     env = {**os.environ, **ANSIBLE}
@@ -137,9 +170,11 @@ def main() -> int:
     finally:
         restore(env, lb2_flipped=not quick)
     results["seconds"] = time.monotonic() - started
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    report.write(results, ROOT / "docs")
-    say(f"done in {results['seconds']:.0f}s: bench/results.json, docs/benchmarks.md")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    report.write(results, report_dir, results_link)
+    shown = [p.relative_to(ROOT) for p in (results_path, report_dir / "benchmarks.md")]
+    say(f"done in {results['seconds']:.0f}s: {shown[0]}, {shown[1]}")
     return 0
 
 
