@@ -28,17 +28,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, seconds: float = 20.0, udp: bool = False) -> None:
+def wait_for_port(port: int, seconds: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    """Until a TCP connect to 127.0.0.1:port succeeds; fails early when `proc` exits."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{proc.args[0]} exited ({proc.returncode}) before listening on 127.0.0.1:{port}")
         try:
-            if udp:
-                return
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    pytest.fail(f"nothing listens on 127.0.0.1:{port}")
+    pytest.fail(f"nothing listens on 127.0.0.1:{port} after {seconds:.0f}s")
 
 
 def _unwrap(value):
@@ -166,8 +167,7 @@ def dns_port():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.5)
-    assert proc.poll() is None, "dnsmasq did not start"
+    wait_for_port(port, proc=proc)  # dnsmasq answers DNS over TCP on the same port
     yield port
     proc.terminate()
     proc.wait(timeout=10)

@@ -157,7 +157,8 @@ def test_a_removed_server_drains_until_its_last_session_ends(balancer):
     assert "m2" not in Path(settings.config_path).read_text()
     # No new stream goes to the draining server, the old one stays up.
     more = [_connect(balancer) for _i in range(4)]
-    time.sleep(0.3)
+    others = [balancer["media"][i] for i in (0, 1)]
+    _wait(lambda: sum(len(m.peers) for m in others) == 2 + 4, what="the four new sessions on m0 and m1")
     assert len(balancer["media"][2].peers) == 1
     assert sessions_by_worker(settings.master_socket, "rtmp_media")["m2"] == {_worker(settings): 1}
     # The next run leaves it alone while the stream lives, and removes it once it ended.
