@@ -182,7 +182,9 @@ def stop(args) -> int:
     print(json.dumps(after, sort_keys=True))
     bad = {n: s for n, s in after.items() if s["state"] != "stopped"}
     if bad:
-        print(f"publisher: streams cut before the test stopped them: {json.dumps(bad, sort_keys=True)}", file=sys.stderr)
+        print(
+            f"publisher: streams cut before the test stopped them: {json.dumps(bad, sort_keys=True)}", file=sys.stderr
+        )
         return 1
     return 0
 
