@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 SCENARIO = re.compile(r"^== molecule test -s (\S+)")
-# molecule 25+: "INFO     haproxy ➜ converge: Executing" (older: "INFO     Running haproxy > converge")
-MOLECULE_STEP = re.compile(r"^INFO\s+(?:Running\s+)?(\S+)\s+(?:➜|>)\s+(\w+)")
+# molecule 26: "INFO     [haproxy > converge] Executing" (older: "INFO     Running haproxy > converge")
+MOLECULE_STEP = re.compile(r"^INFO\s+(?:Running\s+|\[)?([\w.-]+)\s+(?:➜|>)\s+(\w+)")
 TASK = re.compile(r"^(TASK|RUNNING HANDLER) \[(.*)\]")
 PLAY = re.compile(r"^PLAY \[(.*)\]")
 PYTEST_TEST = re.compile(r"^(tests/\S+::\S+)")

@@ -13,7 +13,7 @@ import stage_log  # noqa: E402
 
 MOLECULE_LOG = """\
 == molecule test -s haproxy
-INFO     haproxy ➜ converge: Executing
+INFO     [haproxy > converge] Executing
 TASK [Converge with a raw line HAProxy rejects] ***
 fatal: [lb1]: FAILED! =>
   msg: a failure the play rescued
@@ -22,7 +22,7 @@ TASK [Probe a port] ***
 fatal: [lb1]: FAILED! => {"msg": "an ignored failure"}
 ...ignoring
 
-INFO     haproxy ➜ verify: Executing
+INFO     [haproxy > verify] Executing
 TASK [Assert a new worker took over while the old one keeps the live streams] ***
 fatal: [lb1]: FAILED! =>
   assertion: _workers_after | difference(_workers_before) | length == 1
@@ -32,7 +32,7 @@ PLAY RECAP ***
 {cleanup}
 == molecule scenario haproxy FAILED after 300s
 == molecule test -s transparent
-INFO     transparent ➜ verify: Executing
+INFO     [transparent > verify] Executing
 TASK [A sysctl the container cannot set] ***
 fatal: [lb2]: FAILED! =>
   msg: rescued in a scenario that passed
