@@ -55,7 +55,7 @@ def fatal_blocks(lines: list[str]) -> list[list[str]]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if m := TASK.match(line):
+        if TASK.match(line):
             task = line.rstrip(" *")
         if FATAL.match(line):
             block = [task, line] if task else [line]

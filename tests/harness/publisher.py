@@ -23,6 +23,7 @@ ffmpeg could not close the stream cleanly: the connection had gone).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -31,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_DIR = "/tmp/rtmpedge-publishers"  # noqa: S108 - inside a throwaway test container
+DEFAULT_DIR = "/tmp/rtmpedge-publishers"
 # Bounds every stream even when a test dies before stopping it.
 DEFAULT_MAX_SECONDS = 1800
 QUIT_GRACE = 15.0  # ffmpeg's own clean stop ('q': trailer written, connection closed)
@@ -91,10 +92,7 @@ def supervise(directory: str, name: str, url: str, max_seconds: int) -> int:
         except subprocess.TimeoutExpired:
             if asked and time.monotonic() - asked[0] > QUIT_GRACE:
                 proc.kill()
-    if asked:
-        state = "stopped" if rc == 0 else "failed"
-    else:
-        state = "cut"
+    state = ("stopped" if rc == 0 else "failed") if asked else "cut"
     files.write_result({"state": state, "rc": rc, "ran_s": round(time.monotonic() - started, 1)})
     return 0
 
@@ -131,7 +129,7 @@ def start(args) -> int:
         files = Files(args.dir, name)
         for stale in (files.pid, files.err, files.result):
             stale.unlink(missing_ok=True)  # an earlier run's verdict must not count
-        subprocess.Popen(  # noqa: S603 - this file, run as its own supervisor
+        subprocess.Popen(
             [sys.executable, __file__, "_supervise", args.dir, name, url, str(args.max_seconds)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # outlives the command (ansible, docker exec) that started it
@@ -166,10 +164,8 @@ def stop(args) -> int:
     before = {n: status_of(args.dir, n) for n in args.names}
     for name, state in before.items():
         if state["state"] == "running":
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it ended just now; its result says how
                 os.kill(int(Files(args.dir, name).pid.read_text()), signal.SIGTERM)
-            except ProcessLookupError:
-                pass  # it ended just now; its result says how
     deadline = time.monotonic() + args.wait
     while True:
         after = {n: status_of(args.dir, n) for n in args.names}
