@@ -177,14 +177,14 @@ def install_publisher(client) -> None:
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         info = tarfile.TarInfo(Path(PUBLISHER_IN_CLIENT).name)
-        info.size, info.mode = len(content), 0o755
+        info.size, info.mode = len(content), 0o644
         tar.addfile(info, io.BytesIO(content))
     client.containers.get(CLIENT).put_archive(str(Path(PUBLISHER_IN_CLIENT).parent), archive.getvalue())
 
 
 def publisher(client, *args: str) -> tuple[int, str, str]:
     """Run the client's test publisher (start/status/alive/stop): (exit code, stdout, stderr)."""
-    result = client.containers.get(CLIENT).exec_run([PUBLISHER_IN_CLIENT, *args], demux=True)
+    result = client.containers.get(CLIENT).exec_run(["python3", PUBLISHER_IN_CLIENT, *args], demux=True)
     out, err = result.output
     return result.exit_code, (out or b"").decode(), (err or b"").decode()
 

@@ -21,7 +21,8 @@ for stage in "$@"; do
   fi
   times+=("$stage $((SECONDS - stage_started))s")
 done
-echo "test: stage times: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g')"
+joined=$(IFS=,; echo "${times[*]}")
+echo "test: stage times: ${joined//,/, }"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "test: failed: ${failed[*]} (after $((SECONDS - started))s)"
   echo "stages: $passed passed, ${#failed[@]} failed"

@@ -55,7 +55,7 @@ else
   cause=$(python3 "$here/stage_log.py" failure "$log" 2>/dev/null)
   if [ -n "$cause" ]; then
     echo "  what failed:"
-    sed 's/^/    /' <<<"$cause"
+    awk '{print "    " $0}' <<<"$cause"
   fi
   # Without a recognised cause (a linter's report, say) the end of the log is the cause.
   tail_lines=${RTMPEDGE_LOG_TAIL:-$([ -n "$cause" ] && echo 15 || echo 60)}

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Read a test stage's log (build/logs/STAGE.log) for the console.
 
   stage_log.py where LOG     one line: where the stage is now (scenario, step, task or test)

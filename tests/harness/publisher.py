@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Test publishers that stream until the test stops them, and say how each one ended.
 
 A stream that must outlive a step (a reload, a drain, a failed converge) cannot be
