@@ -24,9 +24,9 @@ import time
 
 sys.path.insert(0, "/usr/local/lib/rtmpedge")
 
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import Settings
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import reload
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import Settings
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.reconcile import desired_servers
 
 HERE = "/etc/rtmpedge/bench"

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deb.sh dnsmasq dnsmasq-base  # the binary only, no service
+scripts/ensure-deb.sh haproxy haproxy --no-start  # the reconcile job runs against a real HAProxy
 scripts/ensure-docker.sh
 RTMPEDGE_SUITES=bookworm scripts/images.sh base
-exec python -m pytest tests/integration "$@"
+exec python -m pytest -v tests/integration "$@"

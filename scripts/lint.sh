@@ -7,4 +7,5 @@ echo "== yamllint"; yamllint --strict .
 echo "== ansible-lint"; ansible-lint --profile production
 echo "== ruff"; ruff check . && ruff format --check .
 echo "== role READMEs"; python scripts/role_docs.py --check
+echo "== generated plugin docs (source options, HAProxy locations)"; python scripts/plugin_docs.py --check
 echo "== changelog fragments"; antsibull-changelog lint

@@ -14,7 +14,9 @@ out=$root/build/release
 version=$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
 rm -rf "$out" && mkdir -p "$out/src"
 
-git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$out/src"
+# Tracked and new files as they are in the working tree (a file deleted but not committed is left out).
+git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+  | xargs -0 cp --parents -t "$out/src"
 (cd "$out/src" && antsibull-changelog release --version "$version" >/dev/null)
 echo "CHANGELOG.rst for $version: $(grep -c '^- ' "$out/src/CHANGELOG.rst") entries"
 
@@ -23,6 +25,20 @@ tarball=$out/rtmpedge-balancer-$version.tar.gz
 cp "$tarball" "$out/rtmpedge-balancer.tar.gz"  # the name execution-environment.yml uses
 echo "built $tarball ($(du -k "$tarball" | cut -f1) KiB, $(tar -tzf "$tarball" | wc -l) entries)"
 tar -tzf "$tarball" | grep -x CHANGELOG.rst >/dev/null || { echo "CHANGELOG.rst is not in the tarball" >&2; exit 1; }
+if tar -tzf "$tarball" | grep -q '^inventories/lab'; then
+  echo "the lab's inventory (and its password) is in the tarball" >&2; exit 1
+fi
+# Every client library a discovery source imports is in the execution environment's requirements.
+python - <<'PY'
+import re, sys
+sys.path.insert(0, ".collections")
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.registry import TYPES, python_requirements
+listed = {re.split(r"[<>=!~ ;#]", line.strip())[0].lower() for line in open("meta/ee-requirements.txt") if line.strip() and not line.startswith("#")}
+missing = sorted(set(python_requirements(list(TYPES))) - listed)
+if missing:
+    sys.exit(f"meta/ee-requirements.txt lacks what discovery sources import: {', '.join(missing)}")
+print(f"EE requirements cover every source type's libraries: {', '.join(python_requirements(list(TYPES)))}")
+PY
 
 # From outside the checkout, with no ansible.cfg, so only the installed copy can resolve.
 cd "$out"

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deb.sh haproxy haproxy --no-start
-exec python -m pytest tests/unit "$@"
+exec python -m pytest -v tests/unit "$@"

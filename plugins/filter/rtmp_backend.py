@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan, derived_maxconn
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import server_line
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import backend_plan, derived_maxconn
 
 
 def rtmp_backend_plan(hosts, hostvars):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
     RuntimeAPIError,
     add_server_commands,
     backend_state,
+    cmd_set_addr,
+    cmd_set_maxconn,
+    cmd_set_state,
+    cmd_set_weight,
+    remove_server_commands,
     run,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import (
@@ -33,31 +39,11 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service 
     validate,
     write_atomically,
 )
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import Settings
 
 
 class SyncError(Exception):
     """Nothing was changed, for the reason given."""
-
-
-@dataclass
-class Settings:
-    """Where HAProxy keeps things on a balancer (the haproxy role's defaults)."""
-
-    config_path: str = "/etc/haproxy/haproxy.cfg"
-    last_good_path: str = "/etc/haproxy/haproxy.cfg.last-good"
-    backend: str = "rtmp_media"
-    admin_socket: str = "/run/haproxy/admin.sock"
-    master_socket: str = "/run/haproxy/master.sock"
-    server_state_file: str = "/var/lib/haproxy/server-state"
-    service: str = "haproxy"
-    haproxy: str = "/usr/sbin/haproxy"
-    lock_path: str = "/run/rtmpedge-reconcile.lock"
-    lock_wait: float = 60.0
-    reload_timeout: float = 30.0
-    allow_empty: bool = False
-    max_shrink: float = 0.5  # largest fraction of the servers one change may remove
-    config_group: str = "haproxy"
-    reload_command: list = field(default_factory=list)  # empty: systemctl reload <service>
 
 
 @dataclass
@@ -103,17 +89,16 @@ def check_guards(desired: dict, previous: dict, settings: Settings, allow_shrink
 def _updates(ref: str, name: str, want: dict, have: dict, was: dict | None) -> list[Change]:
     """Changes for a server both running and wanted."""
     changes = []
-    if (have["address"], have["port"]) != (want["address"], want["port"]):
-        command = f"set server {ref} addr {want['address']} port {want['port']}"
+    if want["port"] != have["port"] or want["address"] not in (have["address"], have.get("fqdn")):
         move = f"{have['address']}:{have['port']} -> {want['address']}:{want['port']}"
-        changes.append(Change("address", name, [(command, "changed")], move))
-    for kind, command in (("weight", f"set weight {ref}"), ("maxconn", f"set maxconn server {ref}")):
+        changes.append(Change("address", name, [cmd_set_addr(ref, want["address"], want["port"])], move))
+    for kind, command in (("weight", cmd_set_weight), ("maxconn", cmd_set_maxconn)):
         if have[kind] != want[kind]:
-            changes.append(Change(kind, name, [(f"{command} {want[kind]}", "")], f"{have[kind]} -> {want[kind]}"))
+            changes.append(Change(kind, name, [command(ref, want[kind])], f"{have[kind]} -> {want[kind]}"))
     operator_set = was is not None and was["state"] == "ready" and have["state"] != "ready"
     if have["state"] != want["state"] and not operator_set:
-        command = f"set server {ref} state {want['state']}"
-        changes.append(Change("state", name, [(command, "")], f"{have['state']} -> {want['state']}"))
+        detail = f"{have['state']} -> {want['state']}"
+        changes.append(Change("state", name, [cmd_set_state(ref, want["state"])], detail))
     return changes
 
 
@@ -121,10 +106,9 @@ def _departures(ref: str, name: str, have: dict) -> list[Change]:
     """A running server no longer wanted: drain it, delete it once it has no session."""
     changes = []
     if have["state"] == "ready":
-        changes.append(Change("drain", name, [(f"set server {ref} state drain", "")], f"{have['sessions']} sessions"))
+        changes.append(Change("drain", name, [cmd_set_state(ref, "drain")], f"{have['sessions']} sessions"))
     if have["sessions"] == 0:
-        commands = [] if have["state"] == "maint" else [(f"set server {ref} state maint", "")]
-        changes.append(Change("remove", name, [*commands, (f"del server {ref}", "Server deleted")]))
+        changes.append(Change("remove", name, remove_server_commands(ref, have["state"])))
     return changes
 
 
@@ -279,14 +263,7 @@ def apply_config(
     try:
         validate(staged, settings.haproxy)
         if not structural:
-            try:
-                applied = apply_changes(settings.admin_socket, changes)
-                result["changes"] = summary(applied)
-            except RuntimeAPIError as e:
-                # The file is valid: a reload applies it, and the streams stay on the old worker.
-                result["warnings"].append(f"runtime update failed, reloading instead: {e}")
-                structural = True
-                result["reason"] = f"runtime update failed: {e}"
+            structural = not _apply_at_runtime(settings, changes, candidate, result)
         os.replace(staged, settings.config_path)
     finally:
         if os.path.exists(staged):
@@ -301,4 +278,52 @@ def apply_config(
         result["warnings"] += outcome.pop("warnings")
         result.update(outcome)
     write_atomically(settings.last_good_path, candidate, 0o640, settings.config_group)
+    if result["reloaded"]:
+        _check_running(settings, new["servers"])
     return result
+
+
+def _apply_at_runtime(settings: Settings, changes: list[Change], candidate: str, result: dict) -> bool:
+    """Send the changes; False when HAProxy refused one and a reload of the valid file must apply it."""
+    try:
+        applied = apply_changes(settings.admin_socket, changes)
+    except RuntimeAPIError as e:
+        # Once per configuration: the same failure again must not reload on every run.
+        _remember_runtime_failure(settings, candidate, e)
+        result["warnings"].append(f"runtime update failed, reloading instead: {e}")
+        result["reason"] = f"runtime update failed: {e}"
+        return False
+    result["changes"] = summary(applied)
+    _forget_runtime_failure(settings)
+    return True
+
+
+def _failure_marker(settings: Settings) -> str:
+    return settings.last_good_path + ".runtime-failed"
+
+
+def _remember_runtime_failure(settings: Settings, candidate: str, error: Exception) -> None:
+    """Refuse a second reload for the same configuration's runtime failure (SyncError)."""
+    digest = hashlib.sha256(candidate.encode()).hexdigest()
+    if _read(_failure_marker(settings)) == digest:
+        raise SyncError(
+            f"the runtime update failed again for the same configuration ({error}); HAProxy was reloaded for it "
+            "once already and is not reloaded on every run: fix the cause, or apply it with the haproxy role"
+        )
+    write_atomically(_failure_marker(settings), digest, 0o640, settings.config_group)
+
+
+def _forget_runtime_failure(settings: Settings) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_failure_marker(settings))
+
+
+def _check_running(settings: Settings, wanted: dict) -> None:
+    """After a reload, the new worker runs every server of the file; one it left out is an error."""
+    try:
+        running = backend_state(settings.admin_socket, settings.backend)
+    except RuntimeAPIError as e:
+        raise SyncError(f"HAProxy was reloaded, but its servers cannot be read: {e}") from e
+    missing = sorted(set(wanted) - set(running))
+    if missing:
+        raise SyncError(f"HAProxy was reloaded but does not run {', '.join(missing[:10])} from the file")

@@ -141,7 +141,7 @@ def admin_state(bits: int) -> str:
 
 
 def parse_servers_state(text: str, backend: str) -> dict[str, dict]:
-    """Parse `show servers state` (format 1): {server name: {address, port, state, weight, admin}}."""
+    """Parse `show servers state` (format 1): {server name: {address, fqdn, port, state, weight, admin}}."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "1":
         raise RuntimeAPIError(f"unexpected answer to 'show servers state': {text[:200]!r}")
@@ -158,8 +158,11 @@ def parse_servers_state(text: str, backend: str) -> dict[str, dict]:
         if row.get("be_name") != backend:
             continue
         bits = int(row["srv_admin_state"])
+        # A server given by name: its address is '-' until resolved, its name in srv_fqdn.
+        fqdn = row.get("srv_fqdn", "-")
         servers[row["srv_name"]] = {
-            "address": row["srv_addr"],
+            "address": row["srv_addr"] if row["srv_addr"] != "-" else fqdn,
+            "fqdn": "" if fqdn == "-" else fqdn,
             "port": int(row["srv_port"]),
             "weight": int(row["srv_uweight"]),
             "state": admin_state(bits),
@@ -189,8 +192,8 @@ def parse_stat(text: str, backend: str) -> dict[str, dict]:
 
 def backend_state(admin_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict]:
     """The current worker's view of a backend's servers: state file columns plus sessions and maxconn."""
-    servers = parse_servers_state(send_command(admin_socket, f"show servers state {backend}", timeout), backend)
-    stats = parse_stat(send_command(admin_socket, f"show stat {backend} 4 -1", timeout), backend)
+    servers = parse_servers_state(send_command(admin_socket, cmd_show_servers_state(backend), timeout), backend)
+    stats = parse_stat(send_command(admin_socket, cmd_show_stat(backend), timeout), backend)
     for name, server in servers.items():
         server.update(stats.get(name, {"sessions": 0, "maxconn": 0, "status": ""}))
     return servers
@@ -217,13 +220,61 @@ def sessions_by_worker(master_socket: str, backend: str, timeout: float = DEFAUL
     counts: dict[str, dict[int, int]] = {}
     for worker in _show_proc_settled(master_socket, timeout)["workers"]:
         try:
-            answer = send_command(master_socket, f"@!{worker['pid']} show stat {backend} 4 -1", timeout)
+            answer = send_command(master_socket, f"@!{worker['pid']} {cmd_show_stat(backend)}", timeout)
             stats = parse_stat(answer, backend)
         except RuntimeAPIError:
             continue  # the worker exited between the two commands
         for name, row in stats.items():
             counts.setdefault(name, {})[worker["pid"]] = row["sessions"]
     return counts
+
+
+# --- The vocabulary: every runtime command the collection sends. Changes come as (command,
+# expected answer); an empty expectation means HAProxy answers nothing when it agrees.
+
+
+def cmd_show_servers_state(backend: str = "") -> str:
+    """The servers' state (format 1), of one backend or of all (what load-server-state-from-file reads)."""
+    return f"show servers state {backend}".strip()
+
+
+def cmd_show_stat(backend: str) -> str:
+    """The backend's stats CSV, servers only (type 4), with their sessions (scur) and limits (slim)."""
+    return f"show stat {backend} 4 -1"
+
+
+def cmd_add_server(ref: str, address: str, port: int, options: str, *, weight: int | None, maxconn: int) -> tuple:
+    add = f"add server {ref} {address}:{port} {options}"
+    if weight is not None:
+        add += f" weight {weight}"
+    if maxconn:
+        add += f" maxconn {maxconn}"
+    return " ".join(add.split()), "New server registered"
+
+
+def cmd_enable_health(ref: str) -> tuple:
+    return f"enable health {ref}", ""
+
+
+def cmd_set_state(ref: str, state: str) -> tuple:
+    """ready takes new streams, drain keeps the live ones only, maint takes none and stops checks."""
+    return f"set server {ref} state {state}", ""
+
+
+def cmd_set_weight(ref: str, weight: int) -> tuple:
+    return f"set weight {ref} {weight}", ""
+
+
+def cmd_set_maxconn(ref: str, maxconn: int) -> tuple:
+    return f"set maxconn server {ref} {maxconn}", ""
+
+
+def cmd_set_addr(ref: str, address: str, port: int) -> tuple:
+    return f"set server {ref} addr {address} port {port}", "changed"
+
+
+def cmd_del_server(ref: str) -> tuple:
+    return f"del server {ref}", "Server deleted"
 
 
 def add_server_commands(
@@ -236,22 +287,22 @@ def add_server_commands(
     maxconn: int = 0,
     state: str = "ready",
 ) -> list[tuple[str, str]]:
-    """(command, expected answer) pairs that add backend/server at runtime in `state`.
+    """The commands that add backend/server at runtime in `state`.
 
     A dynamic server inherits nothing from default-server (options are spelled out)
     and starts in maintenance with its health checks off.
     """
-    add = f"add server {ref} {address}:{port} {options}"
-    if weight is not None:
-        add += f" weight {weight}"
-    if maxconn:
-        add += f" maxconn {maxconn}"
-    commands = [(" ".join(add.split()), "New server registered")]
+    commands = [cmd_add_server(ref, address, port, options, weight=weight, maxconn=maxconn)]
     if "check" in options.split():
-        commands.append((f"enable health {ref}", ""))
+        commands.append(cmd_enable_health(ref))
     if state != "maint":
-        commands.append((f"set server {ref} state {state}", ""))
+        commands.append(cmd_set_state(ref, state))
     return commands
+
+
+def remove_server_commands(ref: str, state: str) -> list[tuple[str, str]]:
+    """The commands that delete a server without sessions (it must be in maintenance first)."""
+    return ([] if state == "maint" else [cmd_set_state(ref, "maint")]) + [cmd_del_server(ref)]
 
 
 def run(admin_socket: str, command: str, expect: str = "", timeout: float = DEFAULT_TIMEOUT) -> str:

@@ -14,6 +14,7 @@ import time
 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
     RuntimeAPIError,
+    cmd_show_servers_state,
     send_command,
     show_proc,
     wait_for_reload,
@@ -47,7 +48,7 @@ def write_atomically(path: str, text: str, mode: int = 0o644, group: str | None 
 def save_server_state(admin_socket: str, path: str) -> str | None:
     """Write `show servers state` for load-server-state-from-file; returns a warning or None."""
     try:
-        state = send_command(admin_socket, "show servers state")
+        state = send_command(admin_socket, cmd_show_servers_state())
     except RuntimeAPIError as e:
         return f"server state not saved, drain/maint states set at runtime may be lost: {e}"
     if not state.startswith("1\n"):

@@ -17,16 +17,16 @@ import sys
 import time
 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
-    Settings,
     SyncError,
     apply_config,
     locked,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import DiscoveryError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.sources import discover_all
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import ConfigError, replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import FACT_PATH, Settings, read_fact
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import duplicates
 
 DEFAULT_CONFIG = "/etc/rtmpedge/reconcile/job.json"
 
@@ -36,14 +36,25 @@ class JobError(Exception):
 
 
 def load_job(path: str) -> tuple[Settings, str]:
-    """The settings and the discovery file named in the job's JSON configuration."""
+    """The settings and the discovery file: HAProxy's locations from the haproxy role's local fact,
+    the job's own choices (lock wait, shrink limit, empty backend) from its JSON configuration."""
     try:
         with open(path) as handle:
             data = json.load(handle)
-        settings = Settings(**data.get("settings", {}))
-        return settings, data["discovery_config"]
-    except (OSError, ValueError, TypeError, KeyError) as e:
+        fact = data.get("haproxy_fact", FACT_PATH)
+        discovery_config = data["discovery_config"]
+        job_settings = data.get("settings", {})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise JobError(f"cannot use the job configuration {path}: {e}") from e
+    try:
+        settings = read_fact(fact)
+    except (OSError, ValueError, TypeError) as e:
+        raise JobError(f"cannot read HAProxy's locations from {fact} (run the haproxy role first): {e}") from e
+    for key, value in job_settings.items():
+        if not hasattr(settings, key):
+            raise JobError(f"cannot use the job configuration {path}: unknown setting {key!r}")
+        setattr(settings, key, value)
+    return settings, discovery_config
 
 
 def desired_servers(discovery_config: str) -> tuple[list[dict], list[str]]:
@@ -60,11 +71,11 @@ def desired_servers(discovery_config: str) -> tuple[list[dict], list[str]]:
     servers, warnings = discover_all(
         config.get("sources"), bool(config.get("allow_empty", False)), config.get("on_source_error", "fail")
     )
-    hostvars = {s.name: s.host_vars() for s in servers}
-    plan = backend_plan(hostvars, hostvars)
-    if plan["problems"]:
-        raise DiscoveryError("discovery", "; ".join(plan["problems"]))
-    return plan["servers"], warnings
+    problems = duplicates(servers)
+    if problems:
+        raise DiscoveryError("discovery", "; ".join(problems))
+    # Sorted by name, as the role's template writes them: the same fleet gives the same file.
+    return [s.entry() for s in sorted(servers, key=lambda s: s.name)], warnings
 
 
 def log_line(result: dict, seconds: float) -> str:
@@ -93,6 +104,11 @@ def run(settings: Settings, discovery_config: str, allow_shrink: bool, dry_run: 
     return result, warnings
 
 
+def _one_line(error: Exception) -> str:
+    """A failure as the one journal line a run leaves, whatever text it quotes."""
+    return " ".join(str(error).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rtmpedge-reconcile",
@@ -107,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         settings, discovery_config = load_job(args.config)
         result, warnings = run(settings, discovery_config, args.allow_shrink, args.dry_run)
     except (JobError, DiscoveryError, SyncError) as e:
-        sys.stderr.write(f"failed, nothing changed: {e} (after {time.monotonic() - started:.2f}s)\n")
+        sys.stderr.write(f"failed, nothing changed: {_one_line(e)} (after {time.monotonic() - started:.2f}s)\n")
         return 1
     except ReloadError as e:
-        sys.stderr.write(f"failed, HAProxy keeps its previous configuration: {e}\n")
+        sys.stderr.write(f"failed, HAProxy keeps its previous configuration: {_one_line(e)}\n")
         return 1
     for warning in warnings + result["warnings"]:
         sys.stderr.write(f"warning: {warning}\n")

@@ -16,6 +16,8 @@ description:
   - When the running worker loads no ACL from O(path) (HAProxy is not running, or the rule using the file
     comes with a configuration change that is still to be reloaded), nothing is done and RV(loaded) is false;
     the next start or reload reads the file.
+extends_documentation_fragment:
+  - rtmpedge.balancer.haproxy_runtime
 author:
   - rtmpedge maintainers (@rtmpedge)
 options:
@@ -28,10 +30,6 @@ options:
     type: list
     elements: str
     required: true
-  admin_socket:
-    description: The runtime API socket with admin level.
-    type: path
-    default: /run/haproxy/admin.sock
 attributes:
   check_mode:
     description: Reports whether the running ACL differs, changes nothing.
@@ -75,6 +73,7 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
     acl_entries,
     replace_acl,
 )
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import argument_spec
 
 
 def main():
@@ -82,7 +81,7 @@ def main():
         argument_spec={
             "path": {"type": "path", "required": True},
             "entries": {"type": "list", "elements": "str", "required": True},
-            "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+            **argument_spec(),
         },
         supports_check_mode=True,
     )

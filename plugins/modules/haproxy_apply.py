@@ -14,25 +14,17 @@ description:
     - C(add server) (same options as the C(default-server) line, checks enabled), weight, maxconn, address
     and maintenance changes. A server gone from the file is drained, and deleted once it has no session.
   - Anything else (binds, modes, timeouts, TLS, ...) is applied by a seamless reload verified on the master
-    CLI, as M(rtmpedge.balancer.haproxy_reload) does. If the reload fails, the last good file is put back.
+    CLI. If the reload fails, the last good file is put back.
   - Refuses, changing nothing, a file without media servers (unless O(allow_empty)) or one that removes more
     than O(max_shrink) of the servers at once.
   - The same code runs in the reconcile job (role C(rtmpedge.balancer.reconcile)), under the same lock.
+extends_documentation_fragment:
+  - rtmpedge.balancer.haproxy_runtime
+  - rtmpedge.balancer.haproxy_runtime.config
+  - rtmpedge.balancer.haproxy_runtime.apply
 author:
   - rtmpedge maintainers (@rtmpedge)
 options:
-  config_path:
-    description: The configuration file HAProxy loads.
-    type: path
-    default: /etc/haproxy/haproxy.cfg
-  last_good_path:
-    description: Copy of the last configuration HAProxy applied successfully.
-    type: path
-    default: /etc/haproxy/haproxy.cfg.last-good
-  backend:
-    description: The backend whose server lines may change at runtime.
-    type: str
-    default: rtmp_media
   loaded:
     description:
       - HAProxy was (re)started with this file in the same run. Only records it as the last good one.
@@ -42,18 +34,6 @@ options:
     description: The systemd unit of HAProxy.
     type: str
     default: haproxy
-  master_socket:
-    description: The master CLI socket.
-    type: path
-    default: /run/haproxy/master.sock
-  admin_socket:
-    description: The runtime API socket with admin level.
-    type: path
-    default: /run/haproxy/admin.sock
-  server_state_file:
-    description: Where to save C(show servers state) before a reload; empty to skip.
-    type: path
-    default: /var/lib/haproxy/server-state
   allow_empty:
     description: Accept a backend without servers.
     type: bool
@@ -62,14 +42,10 @@ options:
     description: Largest fraction of the servers one change may remove (C(1.0) allows any scale-in).
     type: float
     default: 0.5
-  lock_path:
-    description: Lock shared with the reconcile job, so two changes never interleave.
-    type: path
-    default: /run/rtmpedge-reconcile.lock
   lock_wait:
     description: Seconds to wait for the lock.
     type: int
-    default: 120
+    default: 60
   timeout:
     description: Seconds to wait for the master to report a reload.
     type: int
@@ -128,30 +104,29 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
-    Settings,
     SyncError,
     apply_config,
     locked,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import (
+    LOCK_WAIT,
+    RUNTIME_OPTIONS,
+    Settings,
+    argument_spec,
+)
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "config_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg"},
-            "last_good_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg.last-good"},
-            "backend": {"type": "str", "default": "rtmp_media"},
             "loaded": {"type": "bool", "default": False},
             "service": {"type": "str", "default": "haproxy"},
-            "master_socket": {"type": "path", "default": "/run/haproxy/master.sock"},
-            "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
-            "server_state_file": {"type": "path", "default": "/var/lib/haproxy/server-state"},
             "allow_empty": {"type": "bool", "default": False},
             "max_shrink": {"type": "float", "default": 0.5},
-            "lock_path": {"type": "path", "default": "/run/rtmpedge-reconcile.lock"},
-            "lock_wait": {"type": "int", "default": 120},
+            "lock_wait": {"type": "int", "default": LOCK_WAIT},
             "timeout": {"type": "int", "default": 30},
+            **argument_spec(*RUNTIME_OPTIONS, "config_path", "last_good_path", "server_state_file", "lock_path"),
         },
         supports_check_mode=True,
     )
@@ -163,20 +138,12 @@ def main():
             shutil.copy2(p["config_path"], p["last_good_path"])
         module.exit_json(changed=False, reloaded=False, reason="", changes={}, lingering={})
 
-    settings = Settings(
-        config_path=p["config_path"],
-        last_good_path=p["last_good_path"],
-        backend=p["backend"],
-        admin_socket=p["admin_socket"],
-        master_socket=p["master_socket"],
-        server_state_file=p["server_state_file"],
-        service=p["service"],
-        haproxy=module.get_bin_path("haproxy", required=True, opt_dirs=["/usr/sbin"]),
-        lock_path=p["lock_path"],
-        lock_wait=p["lock_wait"],
-        reload_timeout=p["timeout"],
-        allow_empty=p["allow_empty"],
-        max_shrink=p["max_shrink"],
+    settings = Settings.from_mapping(
+        {
+            **p,
+            "haproxy": module.get_bin_path("haproxy", required=True, opt_dirs=["/usr/sbin"]),
+            "reload_timeout": p["timeout"],
+        }
     )
     try:
         with open(p["config_path"]) as handle:

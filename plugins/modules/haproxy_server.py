@@ -15,6 +15,9 @@ description:
     the sessions still open.
   - Runtime changes last until the next reload only if the file says the same; the state itself
     (drain, maintenance, weight) survives reloads through the server-state file the haproxy role sets up.
+extends_documentation_fragment:
+  - rtmpedge.balancer.haproxy_runtime
+  - rtmpedge.balancer.haproxy_runtime.config
 author:
   - rtmpedge maintainers (@rtmpedge)
 options:
@@ -22,10 +25,6 @@ options:
     description: The server's name in the backend (the media server's inventory host name).
     type: str
     required: true
-  backend:
-    description: The backend.
-    type: str
-    default: rtmp_media
   state:
     description:
       - V(ready) takes new streams, V(drain) takes none but keeps the live ones, V(maint) takes none
@@ -48,10 +47,6 @@ options:
       - Options for a server added with O(address); by default those of the backend's C(default-server)
         line in O(config_path), which runtime-added servers do not inherit.
     type: str
-  config_path:
-    description: Configuration file to read the C(default-server) options from.
-    type: path
-    default: /etc/haproxy/haproxy.cfg
   wait_for:
     description: Wait until the server carries no session in any worker.
     type: str
@@ -60,14 +55,6 @@ options:
     description: Seconds O(wait_for) waits at most.
     type: int
     default: 3600
-  admin_socket:
-    description: The runtime API socket with admin level.
-    type: path
-    default: /run/haproxy/admin.sock
-  master_socket:
-    description: The master CLI socket, to count sessions on old workers too.
-    type: path
-    default: /run/haproxy/master.sock
 attributes:
   check_mode:
     description: Reports what would change; O(wait_for) is not waited for.
@@ -122,9 +109,13 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
     RuntimeAPIError,
     add_server_commands,
     backend_state,
+    cmd_set_state,
+    cmd_set_weight,
+    remove_server_commands,
     run,
     sessions_by_worker,
 )
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import argument_spec
 
 
 def sessions(module):
@@ -156,13 +147,11 @@ def commands_for(module, current):
         )
     commands = []
     if p["weight"] is not None and current["weight"] != p["weight"]:
-        commands.append((f"set weight {ref} {p['weight']}", ""))
+        commands.append(cmd_set_weight(ref, p["weight"]))
     if p["state"] == "absent":
-        if current["state"] != "maint":
-            commands.append((f"set server {ref} state maint", ""))
-        commands.append((f"del server {ref}", "Server deleted"))
+        commands += remove_server_commands(ref, current["state"])
     elif p["state"] and current["state"] != p["state"]:
-        commands.append((f"set server {ref} state {p['state']}", ""))
+        commands.append(cmd_set_state(ref, p["state"]))
     return commands
 
 
@@ -188,17 +177,14 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "required": True},
-            "backend": {"type": "str", "default": "rtmp_media"},
             "state": {"type": "str", "choices": ["ready", "drain", "maint", "absent"]},
             "weight": {"type": "int"},
             "address": {"type": "str"},
             "port": {"type": "int", "default": 1935},
             "server_options": {"type": "str"},
-            "config_path": {"type": "path", "default": "/etc/haproxy/haproxy.cfg"},
             "wait_for": {"type": "str", "choices": ["no_sessions"]},
             "timeout": {"type": "int", "default": 3600},
-            "admin_socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
-            "master_socket": {"type": "path", "default": "/run/haproxy/master.sock"},
+            **argument_spec("admin_socket", "master_socket", "backend", "config_path"),
         },
         supports_check_mode=True,
     )

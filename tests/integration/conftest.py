@@ -149,6 +149,10 @@ def dns_port():
         "--srv-host=_heavy._tcp.media.test,media2.media.test,1935,0,500",
         "--srv-host=_dangling._tcp.media.test,ghost.media.test,1935,0,10",
         "--txt-record=_empty._tcp.media.test,nothing here",
+        # Hostile answers: an SRV port 0, and a target whose A record is not a usable address.
+        "--srv-host=_zero._tcp.media.test,media1.media.test,0,0,10",
+        "--srv-host=_loop._tcp.media.test,loop.media.test,1935,0,10",
+        "--host-record=loop.media.test,0.0.0.0",
     ]
     proc = subprocess.Popen(
         [
@@ -171,6 +175,15 @@ def dns_port():
     yield port
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def silent_dns_port():
+    """A UDP port that takes DNS queries and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
 
 
 # --- AWS (moto server) -----------------------------------------------------------

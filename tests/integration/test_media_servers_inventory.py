@@ -340,15 +340,6 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def silent_dns_port():
-    """A UDP port that takes DNS queries and never answers."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock.getsockname()[1]
-    sock.close()
-
-
 def bad_cases(http_url, dns_port, silent_dns_port, moto_url, moto_denied):
     denied_url, denied_keys = moto_denied
     dns = {"type": "dns_srv", "nameserver": "127.0.0.1", "nameserver_port": dns_port}
@@ -364,7 +355,7 @@ def bad_cases(http_url, dns_port, silent_dns_port, moto_url, moto_denied):
         ),
         "invalid_ip": (
             {"type": "http_json", "url": f"{http_url}/bad-ip"},
-            "address '999.1.1.1' is not an IP address or host name",
+            "address '999.1.1.1' is not a usable IP address or host name",
         ),
         "port_out_of_range": (
             {"type": "http_json", "url": f"{http_url}/big-port"},
@@ -431,7 +422,7 @@ def bad_cases(http_url, dns_port, silent_dns_port, moto_url, moto_denied):
         "unknown_type": ({"type": "consul_api"}, "unknown type 'consul_api'"),
         "static_not_a_list": (
             {"type": "static", "servers": "10.0.0.1"},
-            "'servers' must be a list of servers, got str",
+            "option 'servers' must be a list, not a str",
         ),
         "bad_state": (
             {"type": "static", "servers": [{"address": "10.0.0.1", "state": "paused"}]},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan, derived_maxconn
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import backend_plan, derived_maxconn
 from role_render import render_template, role_variables
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import socket
-import time
+import sys
+from pathlib import Path
 
-import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import RuntimeAPIError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.wait import wait_until as harness_wait_until
 
 
 def free_port() -> int:
@@ -21,14 +25,4 @@ def wait_until(predicate, seconds: float = 10.0, what: str = "condition"):
     HAProxy's sockets exist a moment before they listen, and the master CLI drops
     connections while it re-executes on a reload.
     """
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            value = predicate()
-        except RuntimeAPIError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return harness_wait_until(predicate, seconds, what, step=0.05, retry_on=(RuntimeAPIError,))

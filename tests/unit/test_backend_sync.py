@@ -7,12 +7,10 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
-    Settings,
     SyncError,
     apply_config,
     locked,
@@ -25,6 +23,8 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
     show_proc,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import Settings
+from ansible_collections.rtmpedge.balancer.plugins.modules.haproxy_backend_info import read_servers
 from loopback import free_port, wait_until
 
 
@@ -300,3 +300,35 @@ def test_a_refused_file_already_in_place_is_put_back(balancer):
     with pytest.raises(SyncError, match="would shrink"):
         apply_config(shrunk, settings)
     assert Path(settings.config_path).read_text() == good
+
+
+def test_backend_info_counts_sessions_in_old_and_new_workers(balancer):
+    settings = balancer["settings"]
+    params = {
+        "admin_socket": settings.admin_socket,
+        "master_socket": settings.master_socket,
+        "backend": "rtmp_media",
+        "name": None,
+    }
+    before = [_connect(balancer) for _i in range(3)]
+    _wait(lambda: sum(len(m.peers) for m in balancer["media"][:3]) == 3, what="three sessions")
+    old = _worker(settings)
+    result = apply_config(_candidate(balancer, _fleet(balancer, [0, 1, 2]), timeout_server="2m"), settings)
+    assert result["reloaded"]
+    _wait(lambda: len(show_proc(settings.master_socket)["workers"]) == 2, what="old and new worker")
+    after = [_connect(balancer) for _i in range(2)]
+    _wait(lambda: sum(len(m.peers) for m in balancer["media"][:3]) == 5, what="five sessions")
+    servers, workers = read_servers(params)
+    assert [s["name"] for s in servers] == ["m0", "m1", "m2"]
+    assert sum(s["sessions"] for s in servers) == 5
+    per_worker: dict[str, int] = {}
+    for server in servers:
+        for pid, count in server["sessions_by_worker"].items():
+            per_worker[pid] = per_worker.get(pid, 0) + count
+    assert per_worker[str(old)] == 3, per_worker
+    assert sum(per_worker.values()) == 5
+    assert {w["pid"] for w in workers} >= {old}
+    only = read_servers({**params, "name": "m1"})[0]
+    assert [s["name"] for s in only] == ["m1"]
+    for client in before + after:
+        client.close()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (
     DiscoveryError,
-    MediaServer,
     make_server,
     merge,
-    valid_address,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.dns_srv import scale_weights
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.sources import discover_all
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import MediaServer, check_address
 
 
 @pytest.mark.parametrize(
@@ -28,8 +29,8 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.source
         ("-lead.example.com", None),
     ],
 )
-def test_valid_address(value, expected):
-    assert valid_address(value) == expected
+def test_check_address(value, expected):
+    assert check_address(value) == expected
 
 
 def test_make_server_applies_source_defaults_and_names_by_address():
@@ -62,9 +63,9 @@ def test_merge_keeps_the_first_endpoint_and_makes_names_unique():
     assert warnings == ["b: other (10.0.0.1:1935) is a duplicate of edge from a; kept the first"]
 
 
-def test_host_vars_round_trip_through_the_cache_format():
+def test_servers_round_trip_through_the_cache_format():
     server = MediaServer("t1", "10.0.0.5", 1935, 5, 1, "drain", "ecs", {"rtmp_task_arn": "arn:x"})
-    assert MediaServer.from_dict(server.as_dict()) == server
+    assert MediaServer(**dataclasses.asdict(server)) == server
 
 
 @pytest.mark.parametrize(
@@ -92,4 +93,10 @@ def test_static_source_end_to_end():
 
 def test_every_source_failing_under_skip_is_still_an_error():
     with pytest.raises(DiscoveryError, match="all sources: found no media servers"):
+        discover_all([{"type": "static", "servers": [{"address": "999.1.1.1"}]}], False, on_source_error="skip")
+
+
+def test_a_configuration_mistake_fails_even_under_skip():
+    # skip is for sources that fail at run time, not for a source that cannot be what was meant.
+    with pytest.raises(DiscoveryError, match="static\\[0\\]: option 'servers' must be a list, not a str"):
         discover_all([{"type": "static", "servers": "x"}], allow_empty=False, on_source_error="skip")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import backend_plan
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import (
     ConfigError,
     read_backend,
     replace_servers,
     structure,
 )
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import backend_plan
 from haproxy_render import haproxy_check, render
 
 FLEET = {

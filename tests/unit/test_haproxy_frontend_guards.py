@@ -21,9 +21,8 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
     send_command,
 )
 from haproxy_render import render, with_local_lists
+from harness.rtmp import C0C1
 from loopback import free_port, wait_until
-
-C0C1 = b"\x03" + bytes(1536)
 
 
 class Sink(threading.Thread):

@@ -41,9 +41,9 @@ def _session(label: str, options: dict):
         )
         if options.get("assume_role_arn"):
             sts = session.client("sts", endpoint_url=options.get("endpoint_url"))
-            creds = sts.assume_role(
-                RoleArn=options["assume_role_arn"], RoleSessionName=options.get("role_session_name", "rtmpedge")
-            )["Credentials"]
+            creds = sts.assume_role(RoleArn=options["assume_role_arn"], RoleSessionName=options["role_session_name"])[
+                "Credentials"
+            ]
             session = boto3.Session(
                 aws_access_key_id=creds["AccessKeyId"],
                 aws_secret_access_key=creds["SecretAccessKey"],
@@ -61,9 +61,9 @@ def _session(label: str, options: dict):
 
 def _client(label: str, options: dict, service: str):
     config = botocore.config.Config(
-        connect_timeout=float(options.get("timeout", 10)),
-        read_timeout=float(options.get("timeout", 10)),
-        retries={"max_attempts": int(options.get("max_attempts", 3))},
+        connect_timeout=options["timeout"],
+        read_timeout=options["timeout"],
+        retries={"max_attempts": options["max_attempts"]},
     )
     return _session(label, options).client(service, endpoint_url=options.get("endpoint_url"), config=config)
 
@@ -114,7 +114,7 @@ def _task_ipv4(task: dict) -> str | None:
 def _container_port(label: str, client, options: dict, task: dict, cache: dict) -> int:
     """The port of the named container: the option, else its task definition's first port mapping."""
     if options.get("port"):
-        return int(options["port"])
+        return options["port"]
     arn = task["taskDefinitionArn"]
     if arn not in cache:
         definition = _call(label, "describe_task_definition", client.describe_task_definition, taskDefinition=arn)
@@ -127,9 +127,7 @@ def _container_port(label: str, client, options: dict, task: dict, cache: dict) 
 
 
 def discover_ecs(label: str, options: dict) -> list[MediaServer]:
-    cluster = options.get("cluster")
-    if not cluster:
-        raise DiscoveryError(label, "'cluster' is required")
+    cluster = options["cluster"]
     client = _client(label, options, "ecs")
     selectors = [{"serviceName": s} for s in options.get("services") or []]
     selectors += [{"family": f} for f in options.get("task_families") or []]

@@ -14,7 +14,7 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common
     MediaServer,
     make_server,
 )
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import MAX_WEIGHT
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import DEFAULT_PORT, MAX_WEIGHT
 
 try:
     import dns.exception
@@ -30,8 +30,8 @@ def _resolver(options: dict):
     resolver = dns.resolver.Resolver(configure=not options.get("nameserver"))
     if options.get("nameserver"):
         resolver.nameservers = [options["nameserver"]]
-        resolver.port = int(options.get("nameserver_port", 53))
-    resolver.lifetime = float(options.get("timeout", 5))
+        resolver.port = options["nameserver_port"]
+    resolver.lifetime = options["timeout"]
     resolver.timeout = resolver.lifetime
     return resolver
 
@@ -59,20 +59,18 @@ def scale_weights(weights: list[int]) -> list[int]:
 def discover(label: str, options: dict) -> list[MediaServer]:
     if not HAS_DNSPYTHON:
         raise DiscoveryError(label, "the dns_srv source needs the Python package dnspython")
-    name = options.get("record")
-    if not name:
-        raise DiscoveryError(label, "'record' (the SRV record, e.g. _rtmp._tcp.media.example.com) is required")
+    name = options["record"]
     resolver = _resolver(options)
     records = sorted(_query(label, resolver, name, "SRV"), key=lambda r: (str(r.target), r.port))
     weights = scale_weights([r.weight for r in records])
     found = []
     for record, weight in zip(records, weights, strict=True):
         target = str(record.target).rstrip(".")
-        addresses = sorted(str(a) for a in _query(label, resolver, target, options.get("address_type", "A")))
+        addresses = sorted(str(a) for a in _query(label, resolver, target, options["address_type"]))
         found.append(
             make_server(
                 label,
-                target if record.port == int(options.get("port", 1935)) else f"{target}-{record.port}",
+                target if record.port == (options.get("port") or DEFAULT_PORT) else f"{target}-{record.port}",
                 addresses[0],
                 port=record.port,
                 weight=weight,

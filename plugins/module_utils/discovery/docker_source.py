@@ -22,11 +22,9 @@ except ImportError:
 def discover(label: str, options: dict) -> list[MediaServer]:
     if not HAS_DOCKER:
         raise DiscoveryError(label, "the docker source needs the Python package docker")
-    selector, network = options.get("label"), options.get("network")
-    if not selector or not network:
-        raise DiscoveryError(label, "'label' (e.g. rtmpedge.role=media) and 'network' are required")
+    selector, network = options["label"], options["network"]
     try:
-        client = docker.DockerClient(base_url=options.get("docker_host"), timeout=int(options.get("timeout", 10)))
+        client = docker.DockerClient(base_url=options.get("docker_host"), timeout=options["timeout"])
         containers = client.containers.list(filters={"label": selector, "status": "running"})
     except docker.errors.DockerException as e:
         raise DiscoveryError(label, f"Docker engine: {e}") from e

@@ -1,9 +1,9 @@
-"""module_utils.haproxy_backend: the inventory contract turned into validated backend servers."""
+"""module_utils.media_server: the media-server contract, one check for discovery, the role and the job."""
 
 from __future__ import annotations
 
 import pytest
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_backend import (
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import (
     backend_plan,
     derived_maxconn,
     server_name,
@@ -16,7 +16,6 @@ def test_defaults_follow_the_contract():
         "servers": [
             {
                 "name": "media1",
-                "host": "media1",
                 "address": "10.0.0.5",
                 "port": 1935,
                 "weight": 10,
@@ -48,9 +47,9 @@ def test_servers_are_sorted_by_host_name():
         ({"rtmp_port": "http"}, "rtmp_port must be an integer 1..65535, got 'http'"),
         ({"rtmp_weight": 300}, "rtmp_weight must be an integer 0..256, got 300"),
         ({"rtmp_weight": True}, "rtmp_weight must be an integer 0..256, got True"),
-        ({"rtmp_maxconn": -1}, "rtmp_maxconn must be an integer >= 0, got -1"),
+        ({"rtmp_maxconn": -1}, "rtmp_maxconn must be an integer 0..1000000, got -1"),
         ({"rtmp_state": "paused"}, "rtmp_state must be one of ready, drain, maint, got 'paused'"),
-        ({"rtmp_address": "10.0.0.1 extra"}, "is not an IP address or host name"),
+        ({"rtmp_address": "10.0.0.1 extra"}, "is not a usable IP address or host name"),
     ],
 )
 def test_invalid_values_are_reported_with_host_and_cause(host_vars, expected):
