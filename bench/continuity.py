@@ -7,6 +7,7 @@ import statistics
 import threading
 import time
 
+from harness.wait import wait_until
 from labctl import (
     CLIENT,
     LB1,
@@ -20,7 +21,6 @@ from labctl import (
     public,
     set_fleet,
     sh,
-    wait_until,
 )
 from rtmp_load import handshake, probe_once
 

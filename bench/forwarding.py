@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from continuity import summary
+from harness.wait import wait_until
 from labctl import (
     CLIENT,
     ROOT,
@@ -26,7 +27,6 @@ from labctl import (
     media_ip,
     public,
     sh,
-    wait_until,
 )
 
 LOAD = str(ROOT / "bench" / "rtmp_load.py")

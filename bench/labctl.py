@@ -11,8 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import lab  # noqa: E402 - scripts/lab.py, the lab's one definition
+from harness import containers  # noqa: E402
 
 LB1, LB2, CLIENT = "rtmpedge-lb1", "rtmpedge-lb2", lab.CLIENT
 LBCTL = "/usr/local/lib/rtmpedge/bench-lbctl.py"
@@ -27,8 +29,8 @@ def sh(*argv: str, input_text: str | None = None, check: bool = True) -> str:
 
 
 def dexec(container: str, command: str, check: bool = True, input_text: str | None = None) -> str:
-    flags = ["-i"] if input_text is not None else []
-    return sh("docker", "exec", *flags, container, "sh", "-c", command, check=check, input_text=input_text)
+    """The command's output (the harness's docker exec, its stdout)."""
+    return containers.dexec(container, command, check=check, input_text=input_text).stdout
 
 
 def put_file(container: str, path: str, text: str, mode: str = "0644") -> None:
@@ -111,14 +113,3 @@ def haproxy_usage(container: str) -> dict:
 
 def haproxy_version(lb: str) -> str:
     return dexec(lb, "haproxy -v | head -1").split()[2]  # HAProxy version 2.6.12-1+deb12u3 2025/10/03 - ...
-
-
-def wait_until(predicate, seconds: float, what: str, step: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {seconds:.0f}s waiting for {what}")
-        time.sleep(step)

@@ -5,7 +5,7 @@
   lab.py status      each balancer's view of the fleet: state, sessions, weight
   lab.py down        remove every container and network of the lab
 
-Names follow the lab contract in shared/DESIGN.md (docs/lab.md).
+Names follow the lab contract in docs/lab.md.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import docker
 import docker.errors
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from harness import nginx_stat  # noqa: E402 - the harness's stat-page reader
+
 PUBLIC, MEDIA = "rtmpedge-public", "rtmpedge-media"
 BALANCERS = {"rtmpedge-lb1": "rtmpedge/debian-systemd:bookworm", "rtmpedge-lb2": "rtmpedge/debian-systemd:trixie"}
 CLIENT = "rtmpedge-client"
@@ -39,7 +42,7 @@ MEDIA_LABEL = "rtmpedge.role"
 PUBLISHER = ROOT / "tests" / "harness" / "publisher.py"
 PUBLISHER_IN_CLIENT = "/usr/local/bin/rtmpedge-test-publisher"
 STATS_AUTH = ("lab", "lab")  # haproxy_management_user/password in inventories/lab/group_vars/all.yml
-# What systemd needs as PID 1 without --privileged (shared/DESIGN.md).
+# What systemd needs as PID 1 without --privileged (docs/development.md).
 SYSTEMD = {
     "command": "/lib/systemd/systemd",
     "stop_signal": "SIGRTMIN+3",
@@ -142,13 +145,10 @@ def streams(client) -> dict[str, tuple[str, str]]:
     for container in media_containers(client):
         if container.status != "running":
             continue
-        url = f"http://{address(client, container.name, MEDIA)}:8080/stat"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            root = ET.fromstring(response.read())  # noqa: S314 - the lab's own nginx
-        for stream in root.iter("stream"):
-            for peer in stream.iter("client"):
-                if peer.find("publishing") is not None:
-                    seen[stream.findtext("name")] = (container.name, peer.findtext("address"))
+        page = nginx_stat.stat_page(f"http://{address(client, container.name, MEDIA)}:8080/stat")
+        for stream, publisher in nginx_stat.publishers_in(page).items():
+            if publisher is not None:
+                seen[stream] = (container.name, publisher)
     return seen
 
 
@@ -305,25 +305,43 @@ def scale(args) -> int:
     return status(args)
 
 
+def backend_info() -> dict[str, dict]:
+    """Each balancer's haproxy_backend_info result (the collection's own reader, run by ansible)."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+    }
+    argv = [str(ROOT / ".venv/bin/ansible"), "balancers", "-i", "inventories/lab", "-m"]
+    result = subprocess.run(
+        [*argv, "rtmpedge.balancer.haproxy_backend_info"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
+    except (ValueError, KeyError, IndexError):
+        sys.exit(f"lab: cannot read the balancers' backends: {result.stderr.strip()[-500:] or result.stdout[-500:]}")
+
+
 def status(_args) -> int:
     client = docker.from_env()
-    query = (
-        "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
-        "s.sendall(b'show stat rtmp_media 4 -1\\n'); print(s.makefile().read())"
-    )
+    info = backend_info()
     for lb in BALANCERS:
-        try:
-            container = client.containers.get(lb)
-        except docker.errors.NotFound:
-            say(f"{lb} does not exist: make lab")
+        answer = info.get(lb, {})
+        if "servers" not in answer:
+            say(f"{lb}: {answer.get('msg', 'no answer')} (make lab)")
             return 1
-        answer = container.exec_run(["python3", "-c", query]).output.decode()
-        rows = [line.split(",") for line in answer.splitlines() if line and not line.startswith("#")]
-        header = answer.splitlines()[0][2:].split(",") if answer.startswith("# ") else []
-        print(f"\n{lb}  stats http://{address(client, lb, MEDIA)}:8404/stats  workers {' '.join(workers(container))}")
-        print(f"  {'server':<18}{'address':<22}{'state':<12}{'sessions':<10}weight")
-        for row in (dict(zip(header, r, strict=False)) for r in rows):
-            print(f"  {row['svname']:<18}{row['addr']:<22}{row['status']:<12}{row['scur']:<10}{row['uweight']}")
+        workers = " ".join(str(w["pid"]) for w in answer["workers"])
+        print(f"\n{lb}  stats http://{address(client, lb, MEDIA)}:8404/stats  workers {workers}")
+        print(f"  {'server':<18}{'address':<22}{'state':<8}{'status':<10}{'sessions':<10}weight")
+        for s in answer["servers"]:
+            where = f"{s['address']}:{s['port']}"
+            print(f"  {s['name']:<18}{where:<22}{s['state']:<8}{s['status']:<10}{s['sessions']:<10}{s['weight']}")
     print()
     return 0
 

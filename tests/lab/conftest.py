@@ -7,9 +7,6 @@ Measured times go to build/reliability.json (docs/reliability.md quotes them).
 from __future__ import annotations
 
 import json
-import socket
-import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,10 +15,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import lab  # noqa: E402 - scripts/lab.py, the lab's one definition
+from harness.wait import wait_until  # noqa: E402
 
-C0C1 = b"\x03" + bytes(1536)
 FIGURES: dict = {}
 
 
@@ -48,12 +46,6 @@ def figures():
     return FIGURES
 
 
-def dexec(container: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True, check=check
-    )
-
-
 def address(client, name: str, network: str) -> str:
     return lab.address(client, name, network)
 
@@ -66,25 +58,10 @@ def health(client, lb: str) -> int:
     return lab.http_get(client, lb, 8000, "/")[0]
 
 
-def handshake(host: str, port: int = 1935, timeout: float = 5) -> bool:
-    """A publisher's C0+C1 through the balancer gets S0 back."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            # A reset on close: a flood of probes must not fill the host's ports with TIME_WAIT.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.sendall(C0C1)
-            return sock.recv(1) == b"\x03"
-    except OSError:
-        return False
-
-
-def wait_for(predicate, seconds: float, what: str, step: float = 0.1) -> float:
-    """Seconds until the predicate held; fails after `seconds`."""
+def wait_for(predicate, seconds: float, what: str) -> float:
+    """Seconds until the predicate held (the fault tests report them); fails after `seconds`."""
     started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > seconds:
-            pytest.fail(f"timed out after {seconds:.0f}s waiting for {what}")
-        time.sleep(step)
+    wait_until(predicate, seconds, what)
     return time.monotonic() - started
 
 
