@@ -29,7 +29,7 @@ grep -q 'rtmpedge-media4 carries no stream on any balancer: safe to terminate' <
 [ "$(grep -c ': .*reload=no.*\[workers \([0-9 ]*\) -> \1\]' <<<"$down")" = 2 ] || fail "scaling down reloaded HAProxy"
 ! grep -q '^  rtmpedge-media4 ' <<<"$down" || fail "rtmpedge-media4 is still in a backend"
 
-python -m pytest -q -p no:cacheprovider tests/lab || fail "a fault test failed"
+python -m pytest -v -p no:cacheprovider tests/lab || fail "a fault test failed"
 
 lab down
 trap - EXIT
