@@ -20,12 +20,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".collections"))
+sys.path.insert(0, str(REPO / "tests"))  # the harness package
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness.loopback import free_port  # noqa: E402
 
 
 def wait_for_port(port: int, seconds: float = 20.0, proc: subprocess.Popen | None = None) -> None:

@@ -25,7 +25,8 @@ import pytest
 import yaml
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import backend_state, show_proc
-from conftest import AWS_ENV, REPO, _keys, free_port, run_inventory
+from conftest import AWS_ENV, REPO, _keys, run_inventory
+from harness.loopback import Listener, free_port, haproxy_config, start_master
 
 # --- a hostile HTTP server: one behaviour per path -------------------------------------------
 
@@ -117,40 +118,6 @@ def hostile_url():
 # --- a real HAProxy on loopback and the job as the role installs it --------------------------
 
 
-class _Listener:
-    """A media server that accepts and holds connections (health checks pass on TCP)."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.peers: list = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                self.peers.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-
-CONFIG = """global
-    stats socket {dir}/admin.sock mode 600 level admin
-    server-state-file {dir}/server-state
-defaults
-    load-server-state-from-file global
-    mode tcp
-    timeout connect 1s
-    timeout client 1m
-    timeout server 1m
-frontend rtmp_ingest
-    bind 127.0.0.1:{front}
-    default_backend rtmp_media
-backend rtmp_media
-    balance leastconn
-    default-server check inter 1s
-"""
-
 LAUNCHER = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from ansible_collections.rtmpedge.balancer.plugins.module_utils.reconcile import main; "
@@ -161,18 +128,16 @@ LAUNCHER = (
 class Balancer:
     def __init__(self, tmp: Path, haproxy: str):
         self.tmp = tmp
-        self.media = [_Listener(), _Listener()]
+        self.media = [Listener(), Listener()]
         self.servers = [
             {"name": f"m{i}", "address": "127.0.0.1", "port": m.port, "weight": 10, "maxconn": 0, "state": "ready"}
             for i, m in enumerate(self.media)
         ]
         self.config = tmp / "haproxy.cfg"
-        text = CONFIG.format(dir=tmp, front=free_port())
+        text = haproxy_config(tmp, free_port())
         self.config.write_text(replace_servers(text, "rtmp_media", self.servers))
         master = tmp / "master.sock"
-        self.proc = subprocess.Popen(
-            [haproxy, "-W", "-S", str(master), "-f", str(self.config)], stderr=subprocess.DEVNULL
-        )
+        self.proc = start_master(haproxy, self.config, master)
         self.fact = tmp / "rtmpedge_haproxy.fact"
         self.fact.write_text(
             json.dumps(

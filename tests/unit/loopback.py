@@ -1,22 +1,12 @@
-"""Helpers for tests that run real HAProxy processes on loopback."""
+"""Helpers for tests that run real HAProxy processes on loopback (the harness's, plus HAProxy's socket quirks)."""
 
 from __future__ import annotations
 
-import socket
-import sys
-from pathlib import Path
-
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import RuntimeAPIError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from harness.loopback import free_port
 from harness.wait import wait_until as harness_wait_until
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "wait_until"]
 
 
 def wait_until(predicate, seconds: float = 10.0, what: str = "condition"):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,28 +23,8 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import Settings
 from ansible_collections.rtmpedge.balancer.plugins.modules.haproxy_backend_info import read_servers
+from harness.loopback import Listener, haproxy_config, start_master
 from loopback import free_port, wait_until
-
-
-class Listener:
-    """A TCP 'media server' on loopback that holds every connection open."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.peers: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                peer, _address = self.sock.accept()
-            except OSError:
-                return
-            self.peers.append(peer)
 
 
 def _server(name, port, weight=10, maxconn=0, state="ready"):
@@ -54,22 +32,7 @@ def _server(name, port, weight=10, maxconn=0, state="ready"):
 
 
 def _config(tmp_path: Path, front_port: int, timeout_server: str = "1m") -> str:
-    return f"""global
-    stats socket {tmp_path}/admin.sock mode 600 level admin
-    server-state-file {tmp_path}/server-state
-defaults
-    load-server-state-from-file global
-    mode tcp
-    timeout connect 1s
-    timeout client 1m
-    timeout server {timeout_server}
-frontend rtmp_ingest
-    bind 127.0.0.1:{front_port}
-    default_backend rtmp_media
-backend rtmp_media
-    balance leastconn
-    default-server check inter 500ms fall 2 rise 1
-"""
+    return haproxy_config(tmp_path, front_port, timeout_server)
 
 
 def _wait(predicate, seconds=10.0, what="condition"):
@@ -85,7 +48,7 @@ def balancer(haproxy_bin, tmp_path):
     config = tmp_path / "haproxy.cfg"
     config.write_text(replace_servers(template, "rtmp_media", [_server(f"m{i}", media[i].port) for i in range(3)]))
     master = tmp_path / "master.sock"
-    proc = subprocess.Popen([haproxy_bin, "-W", "-S", str(master), "-f", str(config)], stderr=subprocess.DEVNULL)
+    proc = start_master(haproxy_bin, config, master)
     settings = Settings(
         config_path=str(config),
         last_good_path=str(tmp_path / "haproxy.cfg.last-good"),

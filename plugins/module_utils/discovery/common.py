@@ -31,31 +31,13 @@ class DiscoveryError(Exception):
         self.cause = cause
 
 
-def make_server(
-    source: str,
-    name: object,
-    address: object,
-    *,
-    port: object = None,
-    weight: object = None,
-    maxconn: object = None,
-    state: object = None,
-    defaults: Mapping | None = None,
-    meta: dict | None = None,
-) -> MediaServer:
-    """A server checked by the contract; a breach is a DiscoveryError naming the source, server and field."""
+def make_server(source: str, name: object, address: object, **fields) -> MediaServer:
+    """check_server() for a source: a breach is a DiscoveryError naming the source, server and field.
+
+    `fields`: port, weight, maxconn, state, defaults (the source's own), meta.
+    """
     try:
-        return check_server(
-            name,
-            address,
-            port=port,
-            weight=weight,
-            maxconn=maxconn,
-            state=state,
-            defaults=defaults,
-            source=source,
-            meta=meta,
-        )
+        return check_server(name, address, source=source, **fields)
     except ContractError as e:
         raise DiscoveryError(source, str(e)) from e
 
