@@ -102,6 +102,11 @@ def ansible_failure(lines: list[str]) -> list[str]:
     if blocks:
         # The last failure is the one that stopped the play; earlier ones may have been rescued.
         out += ["-- the failing Ansible task", *blocks[-1]]
+    else:
+        # No task failed: ansible-core's own error (a playbook that does not parse, a missing role).
+        error = section(lines, re.compile(r"^\[ERROR\]: "), re.compile(r"^(INFO|WARNING|PLAY|TASK|==) "), 25)
+        if error:
+            out += ["-- Ansible's error", *error]
     return out
 
 

@@ -92,3 +92,19 @@ def test_pytest_failures_show_their_assertion(tmp_path):
     out = stage_log.failure(run.stdout.splitlines())
     assert any("AssertionError: deliberately broken" in line for line in out), out
     assert any(line.startswith("FAILED") and "test_broken" in line for line in out), out
+
+
+def test_an_ansible_error_without_a_failed_task_is_shown():
+    log = [
+        "== molecule test -s default",
+        "[ERROR]: YAML parsing failed: While parsing a flow sequence did not find expected ',' or ']'.",
+        "Origin: molecule/default/verify.yml:16:23",
+        "",
+        "16         that: ['1071' != '1071']",
+        "INFO     [default > destroy] Executing",
+        "== molecule scenario default FAILED after 9s",
+    ]
+    out = stage_log.failure(log)
+    assert "-- Ansible's error" in out
+    assert "Origin: molecule/default/verify.yml:16:23" in out
+    assert not any("destroy" in line for line in out)
