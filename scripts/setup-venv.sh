@@ -25,7 +25,14 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing the pinned Python requirements into $VENV (about 1-2 min the first time)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   pip_install --upgrade pip
+  # A line every 30 s: the first install is long, and a silent console looks hung.
+  started=$SECONDS
+  ( while sleep 30; do echo "setup: still installing ($((SECONDS - started))s)"; done ) &
+  ticker=$!
+  trap 'kill "$ticker" 2>/dev/null' EXIT
   pip_install -r requirements-dev.txt -c constraints.txt
+  kill "$ticker" 2>/dev/null
+  echo "setup: done in $((SECONDS - started))s"
   echo "$want" >"$STAMP"
 fi
 
