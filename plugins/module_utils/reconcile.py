@@ -4,8 +4,9 @@
 
 discover (the inventory plugin's own configuration file and sources) -> desired
 server lines -> backend_sync.apply_config (runtime API, reload only when needed,
-last good config kept) -> one log line. Needs Python 3 and PyYAML, plus the client
-library of the sources in use (boto3, dnspython, docker); no Ansible.
+last good config kept) -> one log line. Needs Python 3 (and PyYAML for a
+hand-written YAML discovery file; the role writes JSON), plus the client library
+of the sources in use (boto3, dnspython, docker); no Ansible.
 """
 
 from __future__ import annotations
@@ -57,15 +58,28 @@ def load_job(path: str) -> tuple[Settings, str]:
     return settings, discovery_config
 
 
-def desired_servers(discovery_config: str) -> tuple[list[dict], list[str]]:
-    """Discover with the inventory plugin's configuration file; returns servers and warnings."""
-    import yaml  # noqa: PLC0415 - only the job needs PyYAML; importing this file must not
+def read_discovery_config(path: str) -> object:
+    """The plugin configuration file: JSON when the role wrote it (fast), else YAML (a hand-written one)."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except OSError as e:
+        raise JobError(f"cannot read the discovery configuration {path}: {e}") from e
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml  # noqa: PLC0415 - only a hand-written YAML file needs PyYAML
 
     try:
-        with open(discovery_config) as handle:
-            config = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as e:
-        raise JobError(f"cannot read the discovery configuration {discovery_config}: {e}") from e
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise JobError(f"cannot read the discovery configuration {path}: {e}") from e
+
+
+def desired_servers(discovery_config: str) -> tuple[list[dict], list[str]]:
+    """Discover with the inventory plugin's configuration file; returns servers and warnings."""
+    config = read_discovery_config(discovery_config)
     if not isinstance(config, dict):
         raise JobError(f"{discovery_config} must be a mapping like an inventory plugin configuration")
     servers, warnings = discover_all(
