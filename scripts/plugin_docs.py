@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +31,9 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.regist
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import doc_options  # noqa: E402
 
 
-def _quote(text: str) -> str:
-    return json.dumps(text)  # a JSON string is a YAML string
+def _quote(text: str, indent: str) -> str:
+    """A YAML double-quoted scalar (JSON's escaping), folded at spaces: the newlines read back as spaces."""
+    return f"\n{indent}".join(textwrap.wrap(json.dumps(text), 96, break_long_words=False, break_on_hyphens=False))
 
 
 def block() -> str:
@@ -61,7 +63,7 @@ def block() -> str:
             description.append("May hold a Jinja2 template (a lookup); the plugin renders it.")
         lines.append(f"      {name}:\n")
         lines.append("        description:\n")
-        lines += [f"          - {_quote(d)}\n" for d in description]
+        lines += [f"          - {_quote(d, ' ' * 12)}\n" for d in description]
         lines.append(f"        type: {first.type}\n")
         if first.elements:
             lines.append(f"        elements: {first.elements}\n")

@@ -314,6 +314,14 @@ def hostile_cases(url: str, dns_port: int, silent_dns_port: int, moto_url: str, 
             "unknown option 'server' for type static; did you mean 'servers'",
         ),
         "static_servers_mapping": ({"type": "static", "servers": {"a": 1}}, "'servers' must be a list, not a dict"),
+        "static_servers_file_not_json": (
+            {"type": "static", "servers_file": "/etc/hostname"},
+            "servers_file /etc/hostname is not JSON",
+        ),
+        "static_servers_and_file": (
+            {"type": "static", "servers": [], "servers_file": "/etc/hostname"},
+            "give 'servers' or 'servers_file', not both",
+        ),
         "static_port_zero": (
             {"type": "static", "servers": [{"address": "10.0.0.1", "port": 0}]},
             "port must be an integer 1..65535, got 0",

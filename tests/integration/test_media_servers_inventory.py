@@ -7,6 +7,7 @@ the expected JSON; the bad-input table runs the same discovery code in-process.
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import subprocess
 import threading
@@ -495,3 +496,13 @@ def test_allow_empty_accepts_an_empty_fleet(http_url):
         [{"type": "http_json", "url": f"{http_url}/empty"}], allow_empty=True, on_source_error="fail"
     )
     assert servers == [] and warnings == []
+
+
+def test_a_large_static_fleet_from_a_json_file_beside_the_inventory(tmp_path):
+    fleet = [{"name": f"edge-{i}", "address": f"10.90.{i // 250}.{i % 250 + 1}", "maxconn": 1} for i in range(500)]
+    (tmp_path / "fleet.json").write_text(json.dumps({"servers": fleet}))
+    data = inventory(tmp_path, {"sources": [{"type": "static", "servers_file": "fleet.json"}]})
+    hostvars = _hostvars(data)
+    assert len(hostvars) == 500
+    assert hostvars["edge-499"]["rtmp_address"] == "10.90.1.250"
+    assert hostvars["edge-0"]["rtmp_maxconn"] == 1

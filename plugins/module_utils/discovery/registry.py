@@ -90,8 +90,13 @@ TYPES: dict[str, SourceType] = {
                     "servers",
                     "list",
                     "Mappings with C(address) and optional C(name), C(port), C(weight), C(maxconn), C(state).",
-                    required=True,
                     elements="dict",
+                ),
+                Option(
+                    "servers_file",
+                    "str",
+                    "Instead of C(servers): a JSON file with that list (or an object with a C(servers) list), for "
+                    "large fleets; read as plain JSON, much faster than the same list inline.",
                 ),
             ),
         ),
