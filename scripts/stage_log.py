@@ -27,25 +27,23 @@ MAX_BLOCK_LINES = 40
 
 
 def where(lines: list[str]) -> str:
-    """The innermost known position, e.g. 'haproxy > verify > TASK [Assert ...]'."""
-    scenario = step = task = test = marker = ""
+    """The innermost known position, e.g. 'haproxy > verify > TASK [Assert ...]', or the latest marker."""
+    scenario = step = latest = ""
     for line in lines:
         if m := SCENARIO.match(line):
-            scenario, step, task = m.group(1), "", ""
+            scenario, step, latest = m.group(1), "", ""
         elif m := MOLECULE_STEP.match(line):
-            scenario, step, task = m.group(1), m.group(2), ""
+            scenario, step, latest = m.group(1), m.group(2), ""
         elif m := TASK.match(line):
-            task = f"{m.group(1)} [{m.group(2)}]"
+            latest = f"{m.group(1)} [{m.group(2)}]"
         elif m := PLAY.match(line):
-            task = f"PLAY [{m.group(1)}]"
-        elif m := PYTEST_TEST.match(line):
-            test = m.group(1)
-        elif m := MARKER.match(line):
-            marker = m.group(1)
-    parts = [p for p in (scenario, step, task) if p]
+            latest = f"PLAY [{m.group(1)}]"
+        elif (m := PYTEST_TEST.match(line)) or (m := MARKER.match(line)):
+            latest = m.group(1)
+    parts = [p for p in (scenario, step, latest) if p]
     if parts:
         return " > ".join(parts)
-    return test or marker or (lines[-1].strip()[:160] if lines else "(no output yet)")
+    return lines[-1].strip()[:160] if lines else "(no output yet)"
 
 
 def fatal_blocks(lines: list[str]) -> list[list[str]]:

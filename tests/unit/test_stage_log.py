@@ -63,6 +63,10 @@ def test_where_names_the_scenario_step_and_task():
     )
     assert stage_log.where([]) == "(no output yet)"
     assert stage_log.where(["tests/unit/test_a.py::test_b PASSED", "something else"]) == "tests/unit/test_a.py::test_b"
+    # After a play, the stage's own newer line is where it is.
+    assert stage_log.where(["TASK [Check the rules] ***", "ok: [media1]", "lab: publishing a test stream"]) == (
+        "lab: publishing a test stream"
+    )
 
 
 def test_an_idempotence_failure_lists_the_tasks_that_changed():
