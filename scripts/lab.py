@@ -243,7 +243,7 @@ def up(args) -> int:
     names = create_media(client, count)
     ensure_container(client, CLIENT, CLIENT_IMAGE, [PUBLIC])
     wait_for_stat(client, names)
-    say("ansible-playbook site.yml -i inventories/lab (first time: installs HAProxy, about 2 min; then about 40 s)")
+    say("ansible-playbook site.yml -i inventories/lab (first time about 3 min; a re-run that changes nothing 1-2 min)")
     ansible_playbook("site.yml")
     ok = publish_checks(client)
     lb1 = address(client, "rtmpedge-lb1", MEDIA)

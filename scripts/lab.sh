@@ -7,24 +7,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 lab() { python scripts/lab.py "$@"; }
 fail() { echo "lab check: $*" >&2; exit 1; }
-trap 'lab down >/dev/null 2>&1 || true' EXIT
+trap 'lab down >/dev/null 2>&1 || true; rm -rf "${out:-}"' EXIT
 
 lab down >/dev/null
 lab up
-second=$(lab up)
-echo "$second"
+# Each run is shown as it happens and kept for the checks below.
+out=$(mktemp -d)
+lab up | tee "$out/second"
+second=$(cat "$out/second")
 for host in rtmpedge-lb1 rtmpedge-lb2 rtmpedge-media1 rtmpedge-media2 rtmpedge-media3; do
   grep -Eq "^$host +: ok=[0-9]+ +changed=0 " <<<"$second" || fail "the second make lab changed $host"
 done
 
-up=$(lab scale 4)
-echo "$up"
+lab scale 4 | tee "$out/up"
+up=$(cat "$out/up")
 [ "$(grep -c ': .*reload=no.*\[workers \([0-9 ]*\) -> \1\]' <<<"$up")" = 2 ] \
   || fail "scaling up reloaded HAProxy or failed on a balancer"
 [ "$(grep -c '^  rtmpedge-media4 .* UP' <<<"$up")" = 2 ] || fail "rtmpedge-media4 is not UP on both balancers"
 
-down=$(lab scale 3)
-echo "$down"
+lab scale 3 | tee "$out/down"
+down=$(cat "$out/down")
 grep -q 'rtmpedge-media4 carries no stream on any balancer: safe to terminate' <<<"$down" || fail "no drain report"
 [ "$(grep -c ': .*reload=no.*\[workers \([0-9 ]*\) -> \1\]' <<<"$down")" = 2 ] || fail "scaling down reloaded HAProxy"
 ! grep -q '^  rtmpedge-media4 ' <<<"$down" || fail "rtmpedge-media4 is still in a backend"

@@ -16,8 +16,6 @@ import time
 from conftest import (
     ROOT,
     address,
-    dexec,
-    handshake,
     health,
     lab,
     live_streams,
@@ -27,6 +25,8 @@ from conftest import (
     stop_publishers,
     wait_for,
 )
+from harness.containers import dexec
+from harness.rtmp import handshake
 
 LB = "rtmpedge-lb1"
 MEDIA = [lab.media_name(i) for i in (1, 2, 3)]
