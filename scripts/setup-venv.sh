@@ -29,9 +29,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   started=$SECONDS
   ( while sleep 30; do echo "setup: still installing ($((SECONDS - started))s)"; done ) &
   ticker=$!
-  trap 'kill "$ticker" 2>/dev/null' EXIT
+  trap 'kill "$ticker" 2>/dev/null || true' EXIT
   pip_install -r requirements-dev.txt -c constraints.txt
-  kill "$ticker" 2>/dev/null
+  kill "$ticker" 2>/dev/null || true
   echo "setup: done in $((SECONDS - started))s"
   echo "$want" >"$STAMP"
 fi
