@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -295,3 +297,40 @@ def test_backend_info_counts_sessions_in_old_and_new_workers(balancer):
     assert [s["name"] for s in only] == ["m1"]
     for client in before + after:
         client.close()
+
+
+def test_one_module_defaults_entry_points_every_haproxy_module_at_a_balancer(balancer, tmp_path):
+    settings = balancer["settings"]
+    playbook = tmp_path / "read.yml"
+    playbook.write_text(
+        f"""
+- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/rtmpedge.balancer.haproxy:
+      admin_socket: {settings.admin_socket}
+      master_socket: {settings.master_socket}
+  tasks:
+    - rtmpedge.balancer.haproxy_backend_info:
+      register: backend
+    - ansible.builtin.assert:
+        that: backend.servers | map(attribute='name') | list == ['m0', 'm1', 'm2']
+"""
+    )
+    run = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(Path(__file__).resolve().parents[2] / "ansible.cfg")},
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
