@@ -53,7 +53,7 @@ lab-scale: setup ## Scale the lab's media servers to N (default 5); the reconcil
 lab-status: setup ## Each balancer's view of the fleet: state, sessions, weight per server
 	@$(VENV)/bin/python scripts/lab.py status
 
-bench: setup ## Benchmarks on the lab into docs/benchmarks.md and bench/results.json (BENCH_QUICK=1: ~3 min)
+bench: setup ## Benchmarks on the lab into docs/benchmarks.md and bench/results.json (BENCH_QUICK=1: ~5 min, into build/bench/)
 	@scripts/bench.sh
 
 release: setup ## CHANGELOG.rst, tarball, install into a clean path, syntax-check, ansible-doc, EE context (build/release)

@@ -229,7 +229,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         f"HAProxy: {versions}. Figures are medians with (min-max, n=runs); ratios are of medians. "
         f"The whole run took {results['seconds'] / 60:.1f} min.",
         "",
-        "Reproduce: `make bench` (about 15 min) or `BENCH_QUICK=1 make bench` (about 3 min with the lab up). "
+        "Reproduce: `make bench` (about 15 min) or `BENCH_QUICK=1 make bench` (about 5 min with the lab up). "
         f"Raw figures: [results.json]({results_link}).",
         "",
         "The lab runs the roles' defaults except for bench/lab-vars.yml: frontend maxconn 8000, and the "

@@ -1,6 +1,6 @@
 """make bench: every figure of docs/benchmarks.md, measured on the lab in one run.
 
-  BENCH_QUICK=1        fewer and shorter runs (about 3 min with the lab up)
+  BENCH_QUICK=1        fewer and shorter runs (about 5 min with the lab up; writes build/bench/)
   BENCH_PUBLISHERS=N   live ffmpeg publishers in part 1 (default 20; quick 5)
   BENCH_CHANGES=M      fleet changes per way in part 1 (default 50; quick 10)
   BENCH_BITRATE=BPS    per-stream bitrate of part 4 (default 1000000)
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness package
 
 import report
 from continuity import continuity, convergence
