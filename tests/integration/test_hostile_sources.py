@@ -37,7 +37,7 @@ def _fleet(*servers: dict) -> bytes:
     return json.dumps(list(servers)).encode()
 
 
-# path: (status line + headers, body); None for the behaviours _Hostile.handle writes itself.
+# path: the JSON body of a 200 answer; paths _Hostile.handle answers itself are not here.
 ANSWERS = {
     "/deep": DEEP,
     "/null": b"null",
@@ -56,7 +56,6 @@ ANSWERS = {
     "/address-multicast": _fleet({"address": "239.1.1.1"}),
     "/state-wrong": _fleet({"address": "10.0.0.1", "state": "up"}),
     "/too-many": _fleet(*({"address": f"10.9.{i // 250}.{i % 250 + 1}"} for i in range(150))),
-    "/duplicate": _fleet({"address": "10.0.0.1", "id": "a"}, {"address": "10.0.0.2", "id": "a"}),
 }
 
 
