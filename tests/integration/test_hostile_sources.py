@@ -23,10 +23,9 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import backend_state, show_proc
 from conftest import AWS_ENV, REPO, _keys, run_inventory
-from harness.loopback import Listener, free_port, haproxy_config, start_master
+from harness.loopback import JOB_LAUNCHER, JobBalancer, Listener, free_port
 
 # --- a hostile HTTP server: one behaviour per path -------------------------------------------
 
@@ -117,63 +116,14 @@ def hostile_url():
 # --- a real HAProxy on loopback and the job as the role installs it --------------------------
 
 
-LAUNCHER = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from ansible_collections.rtmpedge.balancer.plugins.module_utils.reconcile import main; "
-    "sys.exit(main(sys.argv[2:]))"
-)
-
-
-class Balancer:
+class Balancer(JobBalancer):
     def __init__(self, tmp: Path, haproxy: str):
-        self.tmp = tmp
         self.media = [Listener(), Listener()]
         self.servers = [
             {"name": f"m{i}", "address": "127.0.0.1", "port": m.port, "weight": 10, "maxconn": 0, "state": "ready"}
             for i, m in enumerate(self.media)
         ]
-        self.config = tmp / "haproxy.cfg"
-        text = haproxy_config(tmp, free_port())
-        self.config.write_text(replace_servers(text, "rtmp_media", self.servers))
-        master = tmp / "master.sock"
-        self.proc = start_master(haproxy, self.config, master)
-        self.fact = tmp / "rtmpedge_haproxy.fact"
-        self.fact.write_text(
-            json.dumps(
-                {
-                    "config_path": str(self.config),
-                    "last_good_path": str(tmp / "haproxy.cfg.last-good"),
-                    "backend": "rtmp_media",
-                    "admin_socket": str(tmp / "admin.sock"),
-                    "master_socket": str(master),
-                    "server_state_file": str(tmp / "server-state"),
-                    "lock_path": str(tmp / "reconcile.lock"),
-                    "haproxy": haproxy,
-                    "reload_command": ["kill", "-USR2", str(self.proc.pid)],
-                }
-            )
-        )
-        self.discovery = tmp / "discovery.media_servers.yml"
-        self.job = tmp / "job.json"
-        self.job.write_text(
-            json.dumps(
-                {
-                    "discovery_config": str(self.discovery),
-                    "haproxy_fact": str(self.fact),
-                    "settings": {"lock_wait": 5},
-                }
-            )
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                backend_state(str(tmp / "admin.sock"), "rtmp_media")
-                show_proc(str(master))
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        super().__init__(tmp, haproxy, self.servers)
 
     def good_sources(self) -> list[dict]:
         return [
@@ -187,21 +137,14 @@ class Balancer:
         self.discovery.write_text(
             yaml.safe_dump({"plugin": "rtmpedge.balancer.media_servers", "sources": sources, **config})
         )
-        return subprocess.run(
-            [sys.executable, "-c", LAUNCHER, str(REPO / ".collections"), "--config", str(self.job)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"},
-        )
+        return super().run_job(REPO / ".collections")
 
     def snapshot(self) -> dict:
-        running = backend_state(str(self.tmp / "admin.sock"), "rtmp_media")
+        running = backend_state(self.admin, "rtmp_media")
         return {
             "config": hashlib.sha256(self.config.read_bytes()).hexdigest(),
             "servers": {n: (s["address"], s["port"], s["weight"], s["state"]) for n, s in running.items()},
-            "workers": sorted(w["pid"] for w in show_proc(str(self.tmp / "master.sock"))["workers"]),
+            "workers": sorted(w["pid"] for w in show_proc(self.master)["workers"]),
         }
 
     def lock_is_free(self) -> bool:
@@ -212,10 +155,6 @@ class Balancer:
                 return False
             fcntl.flock(handle, fcntl.LOCK_UN)
             return True
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -510,7 +449,7 @@ def test_a_missing_haproxy_fact_is_a_clear_error(balancer, tmp_path):
     job["haproxy_fact"] = str(tmp_path / "absent.fact")
     (tmp_path / "job.json").write_text(json.dumps(job))
     run = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, str(REPO / ".collections"), "--config", str(tmp_path / "job.json")],
+        [sys.executable, "-c", JOB_LAUNCHER, str(REPO / ".collections"), "--config", str(tmp_path / "job.json")],
         capture_output=True,
         text=True,
         timeout=60,
