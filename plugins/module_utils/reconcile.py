@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
     SyncError,
+    already_running,
     apply_config,
     locked,
 )
@@ -27,7 +28,6 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.source
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import ConfigError, replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import FACT_PATH, Settings, read_fact
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import duplicates
 
 DEFAULT_CONFIG = "/etc/rtmpedge/reconcile/job.json"
 
@@ -85,9 +85,7 @@ def desired_servers(discovery_config: str) -> tuple[list[dict], list[str]]:
     servers, warnings = discover_all(
         config.get("sources"), bool(config.get("allow_empty", False)), config.get("on_source_error", "fail")
     )
-    problems = duplicates(servers)
-    if problems:
-        raise DiscoveryError("discovery", "; ".join(problems))
+    # merge() already gave every server its own address:port and name.
     # Sorted by name, as the role's template writes them: the same fleet gives the same file.
     return [s.entry() for s in sorted(servers, key=lambda s: s.name)], warnings
 
@@ -114,7 +112,12 @@ def run(settings: Settings, discovery_config: str, allow_shrink: bool, dry_run: 
             candidate = replace_servers(current, settings.backend, servers)
         except (OSError, ConfigError) as e:
             raise JobError(f"cannot read {settings.config_path}: {e}") from e
-        result = apply_config(candidate, settings, allow_shrink=allow_shrink, check_mode=dry_run, trust_current=True)
+        if already_running(settings, candidate, servers):  # the usual run, kept cheap
+            result = {"changed": False, "reloaded": False, "changes": {}, "lingering": {}, "warnings": [], "reason": ""}
+        else:
+            result = apply_config(
+                candidate, settings, allow_shrink=allow_shrink, check_mode=dry_run, trust_current=True
+            )
     return result, warnings
 
 

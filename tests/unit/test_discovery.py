@@ -33,6 +33,38 @@ def test_check_address(value, expected):
     assert check_address(value) == expected
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0.0.0.0",  # noqa: S104 - an address the check must refuse
+        "255.255.255.255",
+        "224.0.0.1",
+        "239.255.255.255",
+        "223.255.255.255",
+        "240.0.0.1",
+        "127.0.0.1",
+        "01.2.3.4",
+        "1.2.3.04",
+        " 10.0.0.1",
+        "10.0.0.1 ",
+        "10.0.0.1\n",
+        "1.2.3.4.5",
+        "1.2.3.256",
+        "0x7f.0.0.1",
+        "1e3.1.1.1",
+        "::ffff:10.0.0.1",
+        "10.0.0.1.example.com",
+    ],
+)
+def test_check_address_fast_path_agrees_with_the_full_check(value):
+    """The canonical-IPv4 shortcut gives what the full check gives for a non-str value of the same text."""
+
+    class Text(str):  # not exactly str: takes the full path
+        pass
+
+    assert check_address(value) == check_address(Text(value))
+
+
 def test_make_server_applies_source_defaults_and_names_by_address():
     server = make_server("s", None, "10.0.0.1", port=1936, defaults={"weight": 3, "maxconn": 9})
     assert (server.name, server.port, server.weight, server.maxconn, server.state) == (
@@ -61,6 +93,18 @@ def test_merge_keeps_the_first_endpoint_and_makes_names_unique():
         ("edge-1935", "10.0.0.2", "b"),
     ]
     assert warnings == ["b: other (10.0.0.1:1935) is a duplicate of edge from a; kept the first"]
+
+
+def test_merge_names_are_unique_even_when_every_spelled_out_name_is_taken():
+    taken = [
+        MediaServer("edge", "10.0.0.1", source="a"),
+        MediaServer("edge-1935", "10.0.0.3", source="a"),
+        MediaServer("edge-10.0.0.2-1935", "10.0.0.4", source="a"),
+        MediaServer("edge-10.0.0.2-1935-2", "10.0.0.5", source="a"),
+    ]
+    servers, _warnings = merge([taken, [MediaServer("edge", "10.0.0.2", source="b")]])
+    assert servers[-1].name == "edge-10.0.0.2-1935-3"
+    assert len({s.name for s in servers}) == len(servers)
 
 
 def test_servers_round_trip_through_the_cache_format():

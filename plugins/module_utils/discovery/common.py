@@ -68,11 +68,22 @@ def servers_from_records(
     return found
 
 
+def _unique_name(server: MediaServer, taken: Mapping) -> str:
+    """A name no other server has: with its port, then its address, then a counter."""
+    for candidate in (f"{server.name}-{server.port}", f"{server.name}-{server.address}-{server.port}"):
+        if server_name(candidate) not in taken:
+            return server_name(candidate)
+    n = 2
+    while server_name(f"{server.name}-{server.address}-{server.port}-{n}") in taken:
+        n += 1
+    return server_name(f"{server.name}-{server.address}-{server.port}-{n}")
+
+
 def merge(batches: list[list[MediaServer]]) -> tuple[list[MediaServer], list[str]]:
     """Servers of all sources; a server whose address:port an earlier one already has is dropped.
 
     Rule: sources are read in the order configured; the first to report an address:port
-    keeps it. Returns the servers and one warning per dropped duplicate.
+    keeps it, and every name is unique. Returns the servers and one warning per dropped duplicate.
     """
     kept: dict[tuple[str, int], MediaServer] = {}
     names: dict[str, MediaServer] = {}
@@ -88,14 +99,9 @@ def merge(batches: list[list[MediaServer]]) -> tuple[list[MediaServer], list[str
                 )
                 continue
             # Two sources may name different servers alike: make the later name unique.
-            for candidate in (
-                server.name,
-                f"{server.name}-{server.port}",
-                f"{server.name}-{server.address}-{server.port}",
-            ):
-                if server_name(candidate) not in names:
-                    server.name = server_name(candidate)
-                    break
+            # (server.name is already a server_name(); most names are unique as they are.)
+            if server.name in names:
+                server.name = _unique_name(server, names)
             kept[endpoint] = server
             names[server.name] = server
     return list(kept.values()), warnings
