@@ -51,6 +51,18 @@ def server_line(server: dict) -> str:
     return line
 
 
+def file_view(server: dict) -> dict:
+    """What read_backend() reads back from server_line(server), without writing and parsing the line."""
+    return {
+        "name": server["name"],
+        "address": server["address"],
+        "port": server["port"],
+        "weight": 0 if server["state"] == "drain" else server["weight"],
+        "maxconn": server.get("maxconn") or 0,
+        "state": "maint" if server["state"] == "maint" else "ready",
+    }
+
+
 def _backend_span(lines: list[str], backend: str) -> tuple[int, int]:
     """Index of the backend's header line and of the line after its last one."""
     start = next((i for i, line in enumerate(lines) if line.split()[:2] == ["backend", backend]), None)
@@ -61,7 +73,7 @@ def _backend_span(lines: list[str], backend: str) -> tuple[int, int]:
 
 
 def _is_server(line: str) -> bool:
-    return line.split()[:1] == ["server"]
+    return line.lstrip()[:7] in ("server ", "server\t")
 
 
 def parse_server(line: str) -> dict:

@@ -145,30 +145,36 @@ def parse_servers_state(text: str, backend: str) -> dict[str, dict]:
     lines = text.splitlines()
     if not lines or lines[0].strip() != "1":
         raise RuntimeAPIError(f"unexpected answer to 'show servers state': {text[:200]!r}")
-    header: list[str] = []
+    # Columns by position, found once from the header: a big backend has tens of thousands of rows.
     servers: dict[str, dict] = {}
+    columns = 0
     for line in lines[1:]:
         if line.startswith("#"):
-            header = line.lstrip("# ").split()
+            at = {name: i for i, name in enumerate(line.lstrip("# ").split())}
+            columns = len(at)
+            be, name, addr, port, weight, admin = (
+                at[c] for c in ("be_name", "srv_name", "srv_addr", "srv_port", "srv_uweight", "srv_admin_state")
+            )
+            fqdn_at = at.get("srv_fqdn")
             continue
         fields = line.split()
-        if not fields or not header:
+        if not columns or len(fields) < columns or fields[be] != backend:
             continue
-        row = dict(zip(header, fields, strict=False))
-        if row.get("be_name") != backend:
-            continue
-        bits = int(row["srv_admin_state"])
+        bits = int(fields[admin])
         # A server given by name: its address is '-' until resolved, its name in srv_fqdn.
-        fqdn = row.get("srv_fqdn", "-")
-        servers[row["srv_name"]] = {
-            "address": row["srv_addr"] if row["srv_addr"] != "-" else fqdn,
+        fqdn = fields[fqdn_at] if fqdn_at is not None else "-"
+        servers[fields[name]] = {
+            "address": fields[addr] if fields[addr] != "-" else fqdn,
             "fqdn": "" if fqdn == "-" else fqdn,
-            "port": int(row["srv_port"]),
-            "weight": int(row["srv_uweight"]),
-            "state": admin_state(bits),
+            "port": int(fields[port]),
+            "weight": int(fields[weight]),
+            "state": "maint" if bits & _MAINT_BITS else "drain" if bits & _DRAIN_BITS else "ready",
             "admin": bits,
         }
     return servers
+
+
+_STAT_COLUMNS = ("pxname", "svname", "scur", "slim", "status")
 
 
 def parse_stat(text: str, backend: str) -> dict[str, dict]:
@@ -177,22 +183,33 @@ def parse_stat(text: str, backend: str) -> dict[str, dict]:
     if not lines or not lines[0].startswith("# pxname,"):
         raise RuntimeAPIError(f"unexpected answer to 'show stat': {text[:200]!r}")
     header = lines[0][2:].split(",")
+    missing = [name for name in _STAT_COLUMNS if name not in header]
+    if missing:
+        raise RuntimeAPIError(f"'show stat' has no column {', '.join(missing)}: {lines[0][:200]!r}")
+    px, sv, scur, slim, status = (header.index(name) for name in _STAT_COLUMNS)
+    last = max(px, sv, scur, slim, status)
     servers = {}
     for line in lines[1:]:
-        row = dict(zip(header, line.split(","), strict=False))
-        if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND", None):
+        # Only as far as the last column read: a row has about a hundred.
+        row = line.split(",", last + 1)
+        if len(row) <= last or row[px] != backend or row[sv] in ("FRONTEND", "BACKEND"):
             continue
-        servers[row["svname"]] = {
-            "sessions": int(row.get("scur") or 0),
-            "maxconn": int(row.get("slim") or 0),
-            "status": row.get("status", ""),
+        servers[row[sv]] = {
+            "sessions": int(row[scur] or 0),
+            "maxconn": int(row[slim] or 0),
+            "status": row[status],
         }
     return servers
 
 
+def servers_state(admin_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict]:
+    """The current worker's view of a backend's servers in one command: the state file columns only."""
+    return parse_servers_state(send_command(admin_socket, cmd_show_servers_state(backend), timeout), backend)
+
+
 def backend_state(admin_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict]:
     """The current worker's view of a backend's servers: state file columns plus sessions and maxconn."""
-    servers = parse_servers_state(send_command(admin_socket, cmd_show_servers_state(backend), timeout), backend)
+    servers = servers_state(admin_socket, backend, timeout)
     stats = parse_stat(send_command(admin_socket, cmd_show_stat(backend), timeout), backend)
     for name, server in servers.items():
         server.update(stats.get(name, {"sessions": 0, "maxconn": 0, "status": ""}))

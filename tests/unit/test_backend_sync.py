@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
     SyncError,
+    already_running,
     apply_config,
     locked,
 )
@@ -334,3 +335,27 @@ def test_one_module_defaults_entry_points_every_haproxy_module_at_a_balancer(bal
         env={**os.environ, "ANSIBLE_CONFIG": str(Path(__file__).resolve().parents[2] / "ansible.cfg")},
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+def test_already_running_is_the_no_change_shortcut_and_nothing_more(balancer):
+    settings = balancer["settings"]
+    fleet = _fleet(balancer, [0, 1, 2])
+    candidate = _candidate(balancer, fleet)
+    assert not already_running(settings, candidate, fleet), "no last good configuration yet"
+    apply_config(candidate, settings, trust_current=True)
+    assert already_running(settings, candidate, fleet)
+    # An operator's drain is left alone by the full path, so it is no change here either.
+    run(settings.admin_socket, "set server rtmp_media/m1 state drain")
+    assert already_running(settings, candidate, fleet)
+    assert apply_config(candidate, settings, trust_current=True)["changes"] == {}
+    # A weight changed at runtime by hand is a difference: the full path puts it back.
+    run(settings.admin_socket, "set server rtmp_media/m0 weight 3")
+    assert not already_running(settings, candidate, fleet)
+    assert apply_config(candidate, settings, trust_current=True)["changes"] == {"weight": ["m0"]}
+    assert already_running(settings, candidate, fleet)
+    # A server the fleet no longer has (its departure needs the full path), one more, one other.
+    assert not already_running(settings, candidate, fleet[:2])
+    assert not already_running(settings, candidate, [*fleet, _server("m3", balancer["media"][3].port)])
+    assert not already_running(settings, candidate, [*fleet[:2], {**fleet[2], "port": 1}])
+    # The file differs from what HAProxy last applied.
+    assert not already_running(settings, _candidate(balancer, fleet[:2]), fleet[:2])

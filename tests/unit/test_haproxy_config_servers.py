@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import (
     ConfigError,
+    file_view,
+    parse_server,
     read_backend,
     replace_servers,
+    server_line,
     structure,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import backend_plan
@@ -80,3 +83,16 @@ def test_structure_ignores_only_server_lines():
 def test_a_config_without_the_backend_is_a_clear_error():
     with pytest.raises(ConfigError, match="no 'backend rtmp_media' section"):
         read_backend("global\n    daemon\n", "rtmp_media")
+
+
+@pytest.mark.parametrize("state", ["ready", "drain", "maint"])
+@pytest.mark.parametrize("maxconn", [0, 7])
+def test_file_view_is_what_the_written_line_reads_back_as(state, maxconn):
+    entry = {"name": "m", "address": "10.0.0.1", "port": 1936, "weight": 20, "maxconn": maxconn, "state": state}
+    assert file_view(entry) == parse_server(server_line(entry))
+
+
+@pytest.mark.parametrize("line", ["    server m 10.0.0.1:1935 weight 10", "\tserver\tm 10.0.0.1:1935"])
+def test_indented_server_lines_with_spaces_or_tabs_are_replaced(line):
+    text = f"backend rtmp_media\n    balance leastconn\n{line}\n"
+    assert "m 10.0.0.1" not in replace_servers(text, "rtmp_media", [])
