@@ -298,7 +298,10 @@ def apply_config(
     staged = settings.config_path + ".rtmpedge-new"
     write_atomically(staged, candidate, 0o640, settings.config_group)
     try:
-        validate(staged, settings.haproxy)
+        if structural:
+            validate(staged, settings.haproxy)
+        else:
+            _validate_server_lines(settings, candidate, new["servers"], old["servers"])
         if not structural:
             structural = not _apply_at_runtime(settings, changes, candidate, result)
         os.replace(staged, settings.config_path)
@@ -318,6 +321,23 @@ def apply_config(
     if result["reloaded"]:
         _check_running(settings, new["servers"])
     return result
+
+
+def _validate_server_lines(settings: Settings, candidate: str, new: dict, old: dict) -> None:
+    """`haproxy -c` of only the server lines that are new or changed, in the unchanged structure.
+
+    The rest of the file is what HAProxy already runs; checking all of it again would cost
+    what parsing the whole backend costs HAProxy, which grows with the square of its size.
+    """
+    fresh = {name for name, server in new.items() if old.get(name) != server}
+    if not fresh:
+        return  # servers removed only: nothing new to check
+    probe = settings.config_path + ".rtmpedge-check"
+    write_atomically(probe, structure(candidate, settings.backend, keep=fresh) + "\n", 0o640, settings.config_group)
+    try:
+        validate(probe, settings.haproxy)
+    finally:
+        os.unlink(probe)
 
 
 def _apply_at_runtime(settings: Settings, changes: list[Change], candidate: str, result: dict) -> bool:

@@ -132,10 +132,15 @@ def replace_servers(text: str, backend: str, servers: Iterable[dict]) -> str:
     return "\n".join(result) + ("\n" if text.endswith("\n") else "")
 
 
-def structure(text: str, backend: str) -> str:
-    """The config without the backend's server lines: what only a reload can change."""
+def structure(text: str, backend: str, keep: frozenset | set = frozenset()) -> str:
+    """The config without the backend's server lines (but those of the servers named in `keep`):
+    what only a reload can change."""
     lines = text.splitlines()
     start, end = _backend_span(lines, backend)
-    return "\n".join(
-        lines[: start + 1] + [line for line in lines[start + 1 : end] if not _is_server(line)] + lines[end:]
-    )
+    body = [line for line in lines[start + 1 : end] if not _is_server(line) or _server_name(line) in keep]
+    return "\n".join(lines[: start + 1] + body + lines[end:])
+
+
+def _server_name(line: str) -> str:
+    words = line.split(None, 2)
+    return words[1] if len(words) > 1 else ""

@@ -220,6 +220,26 @@ def test_an_invalid_config_is_refused_and_the_file_kept(balancer):
     assert not Path(settings.config_path + ".rtmpedge-new").exists()
 
 
+def test_a_runtime_change_validates_only_its_new_server_lines(balancer):
+    settings = balancer["settings"]
+    apply_config(_candidate(balancer, _fleet(balancer, [0, 1, 2])), settings, trust_current=True)
+    before = Path(settings.config_path).read_text()
+    running = backend_state(settings.admin_socket, "rtmp_media")
+    added = _candidate(balancer, _fleet(balancer, [0, 1, 2, 3]))
+    broken = added.replace(
+        f"server m3 127.0.0.1:{balancer['media'][3].port} weight 10", "server m3 127.0.0.1:9 nokeyword"
+    )
+    assert broken != added
+    with pytest.raises(ReloadError, match="nokeyword"):
+        apply_config(broken, settings, trust_current=True)
+    assert Path(settings.config_path).read_text() == before
+    assert backend_state(settings.admin_socket, "rtmp_media").keys() == running.keys()
+    assert not list(Path(settings.config_path).parent.glob("haproxy.cfg.rtmpedge-*"))
+    # The same server, valid: added at runtime, the whole new file in place.
+    assert apply_config(added, settings, trust_current=True)["changes"] == {"add": ["m3"]}
+    assert Path(settings.config_path).read_text() == added
+
+
 def test_a_reload_that_fails_puts_the_last_good_file_back(balancer):
     settings = balancer["settings"]
     apply_config(_candidate(balancer, _fleet(balancer, [0, 1, 2, 3])), settings, trust_current=True)
