@@ -352,7 +352,6 @@ import os
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import DiscoveryError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.registry import TYPES, options_of
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.sources import discover_all
@@ -388,7 +387,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleError(f"media server source {label}: cannot render option {key!r}: {e}") from e
         return rendered
 
-    def _discover(self) -> list[dict]:
+    def _discover(self) -> list[MediaServer]:
         sources = self.get_option("sources")
         if isinstance(sources, list):
             sources = [self._prepare(i, s) for i, s in enumerate(sources)]
@@ -400,7 +399,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleError(str(e)) from e
         for warning in warnings:
             self.display.warning(warning)
-        return [dataclasses.asdict(s) for s in servers]
+        return servers
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
@@ -416,26 +415,29 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             except (KeyError, TypeError):  # no entry, or one from an older version
                 update_cache = True
         if servers is None:
-            found = self._discover()
-            servers = [MediaServer(**s) for s in found]
+            servers = self._discover()
             if update_cache:
-                self._cache[cache_key] = found
+                self._cache[cache_key] = [dataclasses.asdict(s) for s in servers]
         self._populate(servers)
 
     def _populate(self, servers: list[MediaServer]) -> None:
         group = self.inventory.add_group(self.get_option("group"))
+        compose, groups, keyed = (self.get_option(k) for k in ("compose", "groups", "keyed_groups"))
         strict = self.get_option("strict")
         for server in servers:
             host = self.inventory.add_host(server.name, group=group)
-            # Values from outside: never evaluated as templates.
-            host_vars = {k: wrap_var(v) for k, v in server.host_vars().items()}
-            host_vars["ansible_host"] = wrap_var(server.address)
+            # Values from outside stay plain strings: ansible-core 2.19+ never renders a template in
+            # data an inventory plugin sets (only trusted text is), so no unsafe wrapping is needed.
+            host_vars = server.host_vars()
+            host_vars["ansible_host"] = server.address
             for key, value in host_vars.items():
                 self.inventory.set_variable(host, key, value)
+            if not (compose or groups or keyed):
+                continue
             try:
-                self._set_composite_vars(self.get_option("compose"), host_vars, host, strict=strict)
-                self._add_host_to_composed_groups(self.get_option("groups"), host_vars, host, strict=strict)
-                self._add_host_to_keyed_groups(self.get_option("keyed_groups"), host_vars, host, strict=strict)
+                self._set_composite_vars(compose, host_vars, host, strict=strict)
+                self._add_host_to_composed_groups(groups, host_vars, host, strict=strict)
+                self._add_host_to_keyed_groups(keyed, host_vars, host, strict=strict)
             except AnsibleError as e:
                 raise AnsibleParserError(f"media server {server.name}: {e}") from e
 

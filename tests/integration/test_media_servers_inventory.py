@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import subprocess
+import sys
 import threading
 
 import boto3
 import pytest
+import yaml
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import DiscoveryError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.sources import discover_all
-from conftest import AWS_ENV, FLEET, _Handler, _keys, inventory, inventory_error, run_inventory
+from conftest import AWS_ENV, FLEET, REPO, _Handler, _keys, inventory, inventory_error, run_inventory
 
 BASE_VARS = {"rtmp_maxconn": 0, "rtmp_port": 1935, "rtmp_state": "ready", "rtmp_weight": 10}
 
@@ -322,7 +325,57 @@ def test_template_injection_in_outside_data_stays_inert(tmp_path, http_url):
     assert result.returncode == 0, result.stderr
     assert "uid=" not in result.stdout  # the lookup never ran
     assert "___lookup__pipe____id_____" in result.stdout  # the host name is made safe
-    assert '"__ansible_unsafe"' in result.stdout  # values are marked unsafe
+    assert '"__ansible_unsafe"' in result.stdout  # ansible-core marks plugin strings untrusted
+
+
+def test_template_text_from_outside_reaches_a_play_unrendered(tmp_path, moto_url):
+    """A tag value holding a template (an EC2 Name anyone with ec2:CreateTags can set) is a plain,
+    untrusted string in a play: ansible-core 2.19 renders only trusted text, so the plugin
+    needs no unsafe wrapping, and a play that uses the variable sees the literal text."""
+    ec2 = boto3.client("ec2", endpoint_url=moto_url, region_name="eu-west-1", **_keys(AWS_ENV))
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    canary = tmp_path / "rendered"
+    name = "{{ lookup('ansible.builtin.pipe', 'touch " + str(canary) + "') }}{{ 6 * 7 }}"
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "Role", "Value": "inert"}, {"Key": "Name", "Value": name}]}]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=tags)["Instances"][0]
+    config = tmp_path / "fleet.media_servers.yml"
+    source = {"type": "aws_ec2", "tags": {"Role": "inert"}, "region": "eu-west-1", "endpoint_url": moto_url}
+    config.write_text(yaml.safe_dump({"plugin": "rtmpedge.balancer.media_servers", "sources": [source]}))
+    playbook = tmp_path / "show.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "ansible.builtin.copy": {
+                                "content": "{{ hostvars[groups['media_servers'][0]]['rtmp_instance_name'] }}",
+                                "dest": str(tmp_path / "seen"),
+                                "mode": "0644",
+                            }
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    result = subprocess.run(
+        [
+            *("ansible-playbook", "-i", str(config), "-i", "localhost,", str(playbook), "-c", "local"),
+            *("-e", f"ansible_python_interpreter={sys.executable}"),
+        ],
+        cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), **AWS_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "seen").read_text() == name, "the play saw the tag's text rendered"
+    assert not canary.exists(), "the lookup in the tag ran"
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
 
 
 def test_an_error_reaches_ansible_inventory_naming_the_source(tmp_path, http_url):
