@@ -4,9 +4,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import server_line
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import backend_plan, derived_maxconn
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import (
+    HOST_VARS,
+    backend_plan,
+    derived_maxconn,
+)
+
+# What the contract reads of a host (module_utils/media_server.py: from_host_vars).
+_CONTRACT_VARS = (*HOST_VARS.values(), "ansible_host")
+
+
+def _contract_view(hostvars, host: str) -> Mapping:
+    """The contract's variables of one host.
+
+    `hostvars[host]` builds a templating engine per host and templates every value read;
+    raw values need neither unless they hold template syntax, so only those (and values
+    that are not plain scalars) are read through it. Same values, a fraction of the cost
+    for a big fleet.
+    """
+    raw_get = getattr(hostvars, "raw_get", None)
+    if raw_get is None:  # a plain mapping of host vars
+        return hostvars.get(host, {})
+    raw = raw_get(host)
+    if not isinstance(raw, Mapping):
+        return {}
+    view = {}
+    for key in _CONTRACT_VARS:
+        if key not in raw:
+            continue
+        value = raw[key]
+        plain = isinstance(value, str) and "{" not in value
+        plain = plain or (isinstance(value, int | float) and not isinstance(value, bool))
+        view[key] = value if plain else hostvars[host][key]
+    return view
 
 
 def rtmp_backend_plan(hosts, hostvars):
@@ -16,9 +50,27 @@ def rtmp_backend_plan(hosts, hostvars):
     if isinstance(hosts, str):
         raise AnsibleFilterError(f"rtmp_backend_plan expects a list of hosts, got the string {hosts!r}")
     try:
-        return backend_plan(list(hosts), hostvars)
+        hosts = list(hosts)
+        return backend_plan(hosts, {str(h): _contract_view(hostvars, str(h)) for h in hosts})
     except (TypeError, AttributeError) as e:
         raise AnsibleFilterError(f"rtmp_backend_plan: cannot read the media servers' variables: {e}") from e
+
+
+def rtmp_backend_config(hosts, hostvars, per_server_fallback=200, floor=1024):
+    """The backend as haproxy.cfg needs it, as plain values: its server lines in one string, the
+    server count, the problems and the derived frontend maxconn.
+
+    One small fact instead of the plan's list of entries, which every later task, result and
+    callback would otherwise copy: ten thousand servers are ten thousand mappings.
+    """
+    plan = rtmp_backend_plan(hosts, hostvars)
+    servers = plan["servers"]
+    return {
+        "lines": "\n".join(server_line(s) for s in servers),
+        "count": len(servers),
+        "problems": plan["problems"],
+        "derived_maxconn": derived_maxconn(servers, int(per_server_fallback), int(floor)),
+    }
 
 
 def rtmp_derived_maxconn(servers, per_server_fallback=200, floor=1024):
@@ -38,6 +90,7 @@ class FilterModule:
     def filters(self):
         return {
             "rtmp_backend_plan": rtmp_backend_plan,
+            "rtmp_backend_config": rtmp_backend_config,
             "rtmp_derived_maxconn": rtmp_derived_maxconn,
             "rtmp_server_line": rtmp_server_line,
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import backend_plan, derived_maxconn
+from ansible_collections.rtmpedge.balancer.plugins.filter.rtmp_backend import rtmp_backend_config
 from role_render import render_template, role_variables
 
 
@@ -21,12 +21,12 @@ def render(media_servers: dict[str, dict], **overrides) -> str:
     """
     debian = overrides.pop("debian", "12")
     variables = role_variables("haproxy", **overrides)
-    plan = backend_plan(list(media_servers), media_servers)
-    assert not plan["problems"], plan["problems"]
-    frontend = variables["haproxy_frontend_maxconn"] or derived_maxconn(plan["servers"], 200, 1024)
+    backend = rtmp_backend_config(list(media_servers), media_servers)
+    assert not backend["problems"], backend["problems"]
+    frontend = variables["haproxy_frontend_maxconn"] or backend["derived_maxconn"]
     variables.update(
         ansible_facts={"ansible_local": {}, "distribution_major_version": debian},
-        _haproxy_servers=plan["servers"],
+        _haproxy_backend_config=backend,
         _haproxy_frontend_maxconn=frontend,
         _haproxy_global_maxconn=variables["haproxy_global_maxconn"] or frontend + 512,
     )

@@ -60,6 +60,20 @@ CASES = {
         {},
         "media2: 10.30.0.1:1935 is also the address of media1",
     ),
+    # Templated host vars are read rendered: media2's address renders to media1's.
+    "duplicate_endpoint_templated": (
+        {
+            "media1": {"rtmp_address": "10.30.0.1"},
+            "media2": {"rtmp_address": "{{ media_net }}.1", "media_net": "10.30.0", "rtmp_port": "{{ 1900 + 35 }}"},
+        },
+        {},
+        "media2: 10.30.0.1:1935 is also the address of media1",
+    ),
+    "invalid_weight_templated": (
+        {"media1": {"rtmp_address": "10.30.0.1", "rtmp_weight": "{{ 100 * 3 }}"}},
+        {},
+        "media1: rtmp_weight must be an integer 0..256, got 300",
+    ),
     "invalid_port": (
         {"media1": {"rtmp_address": "10.30.0.1", "rtmp_port": 70000}},
         {},
