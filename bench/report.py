@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from report_growth import growth_section, growth_summary
 
 QUICK_NOTE = "A quick run (`BENCH_QUICK=1`): fewer, shorter runs. "
 WAY_NAMES = {
@@ -188,8 +189,21 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
     """benchmarks.md and img/ in `docs`; `results_link` is the raw figures' path as seen from there."""
     images = docs / "img"
     images.mkdir(parents=True, exist_ok=True)
+    if "continuity" not in results:  # a BENCH_PARTS=growth run with no lab figures to keep
+        lines = [
+            "# Benchmarks",
+            "",
+            f"Measured on {results['date']}, {results['machine']['cpus']} cores. "
+            f"{QUICK_NOTE if results['quick'] else ''}Raw figures: [results.json]({results_link}).",
+            "",
+            *growth_summary(results.get("growth")),
+            "",
+            *growth_section(results.get("growth"), images),
+        ]
+        (docs / "benchmarks.md").write_text("\n".join(lines))
+        return
     cont, conv, fwd, cap = (results[k] for k in ("continuity", "convergence", "forwarding", "capacity"))
-    site, scale = results["control_plane"]["site"], results["control_plane"]["scale"]
+    site = results["control_plane"]["site"]
     plot_continuity(cont, images / "bench-continuity.png")
     plot_bars(
         ["runtime path", "reload path", "1-min cron + reload"],
@@ -207,13 +221,6 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         images / "bench-forwarding.png",
     )
     plot_capacity(cap, images / "bench-capacity.png")
-    plot_bars(
-        ["inventory plugin", "yaml inventory", "render playbook", "haproxy -c"],
-        [scale["inventory_plugin_s"], scale["inventory_yaml_s"], scale["render_playbook_s"], scale["haproxy_check_s"]],
-        "seconds",
-        f"{scale['servers']} media servers",
-        images / "bench-control-plane.png",
-    )
     versions = ", ".join(f"{lb}: {v}" for lb, v in results["haproxy_versions"].items())
     machine = results["machine"]
     ours = cont["reconcile"]
@@ -246,9 +253,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         f"cron that reloads, {fmt(conv['cron_reload']['median'], 0)} s in the median.",
         f"- One balancer carried {cap['max_lossless_streams']} concurrent {cap['bitrate'] / 1e6:g} Mbit/s streams "
         "without loss in the steps tried (see part 4 for what stopped the next step).",
-        f"- The inventory plugin lists {scale['servers']} servers in {fmt(scale['inventory_plugin_s']['median'])} s, "
-        f"{scale['plugin_to_yaml_ratio']:.2f}x the time of the builtin yaml inventory; `haproxy -c` of the "
-        f"{scale['config_bytes'] / 1e6:.1f} MB config takes {fmt(scale['haproxy_check_s']['median'])} s.",
+        *growth_summary(results.get("growth")),
         "",
         "## 1. Stream continuity under change",
         "",
@@ -319,19 +324,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         *capacity_reading(cap),
         "![capacity](img/bench-capacity.png)",
         "",
-        "## 5. Control plane",
-        "",
-        f"{scale['servers']} media servers, as the plugin's static source and as a plain YAML inventory; "
-        "`ansible-inventory --list` each (Ansible's own start-up included). The render is bench/render.yml: the "
-        "haproxy role's preflight and template on the controller.",
-        "",
-        "| step | seconds |",
-        "|---|---|",
-        f"| ansible-inventory, rtmpedge.balancer.media_servers | {spread(scale['inventory_plugin_s'])} |",
-        f"| ansible-inventory, builtin yaml | {spread(scale['inventory_yaml_s'])} |",
-        f"| ratio plugin / yaml | {scale['plugin_to_yaml_ratio']:.2f} |",
-        f"| render playbook (inventory, preflight, template) | {spread(scale['render_playbook_s'])} |",
-        f"| `haproxy -c` of the rendered config | {spread(scale['haproxy_check_s'])} |",
+        "## 5. site.yml on the lab",
         "",
         "`site.yml` on the lab (2 balancers, 3 media servers, transparent mode):",
         "",
@@ -347,7 +340,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         lines.append(f"| site.yml with the bench's limits | {converge['seconds']:.0f} | {converge['changed']} |")
     for run in site["rerun"]:
         lines.append(f"| idempotent re-run | {run['seconds']:.0f} | {run['changed']} |")
-    lines += ["", "![control plane](img/bench-control-plane.png)", ""]
+    lines += ["", *growth_section(results.get("growth"), images)]
     (docs / "benchmarks.md").write_text("\n".join(lines))
 
 

@@ -1,6 +1,9 @@
 """make bench: every figure of docs/benchmarks.md, measured on the lab in one run.
 
   BENCH_QUICK=1        fewer and shorter runs (about 5 min with the lab up; writes build/bench/)
+  BENCH_PARTS=P,...    lab (parts 1-5, on the lab) and/or growth (part 6, on this host, no lab);
+                       default both. A run of some parts keeps the others' last figures.
+  BENCH_SCALE_SIZES=N,...  fleet sizes of part 6 (default 100,1000,10000,50000; quick 100,1000)
   BENCH_PUBLISHERS=N   live ffmpeg publishers in part 1 (default 20; quick 5)
   BENCH_CHANGES=M      fleet changes per way in part 1 (default 50; quick 10)
   BENCH_BITRATE=BPS    per-stream bitrate of part 4 (default 1000000)
@@ -26,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the ha
 
 import report
 from continuity import continuity, convergence
-from control_plane import ANSIBLE, inventory_and_render, site_yml
+from control_plane import ANSIBLE, site_yml
 from forwarding import capacity, forwarding, rtmp_publish_proxy_protocol
 from labctl import LB1, LB2, LBCTL, ROOT, dexec, haproxy_version, install_lbctl, lab, media_ip, sh
+from scale import growth, sizes_from_env
 
 MEDIA = [lab.media_name(i) for i in range(1, 5)]
 
@@ -121,10 +125,6 @@ def measure(quick: bool, env: dict, results: dict) -> None:
     steps = [200, 400] if quick else [250, 500, 1000, 2000, 3000, 4000, 6000]
     results["capacity"] = capacity(LB1, MEDIA[2], steps, bitrate, quick)
 
-    checkpoint(results)
-    say("part 5: inventory and render at scale")
-    results["control_plane"]["scale"] = inventory_and_render(1000 if quick else 10000, 1 if quick else 3, env)
-
 
 def checkpoint(results: dict) -> None:
     """The parts measured so far, in case a later one fails (not used by the report)."""
@@ -145,19 +145,20 @@ def restore(env: dict, lb2_flipped: bool) -> None:
         site_yml(["--limit", LB2], env)
 
 
-def main() -> int:
-    quick = os.environ.get("BENCH_QUICK") == "1"
-    threading.Thread(target=heartbeat, daemon=True).start()
-    results_path, report_dir, results_link = outputs(quick)
-    # Every playbook run of the lab, scripts/lab.py's included, gets the bench's limits.
-    os.environ["RTMPEDGE_LAB_VARS"] = str(ROOT / "bench" / "lab-vars.yml")
-    env = {**os.environ, **ANSIBLE}
+PARTS = ("lab", "growth")
+
+
+def parts_from_env() -> list[str]:
+    parts = [p.strip() for p in os.environ.get("BENCH_PARTS", ",".join(PARTS)).split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise SystemExit(f"bench: BENCH_PARTS takes {', '.join(PARTS)}; got {', '.join(unknown) or 'nothing'}")
+    return parts
+
+
+def lab_parts(quick: bool, env: dict, results: dict) -> None:
+    """Parts 1-5, on the lab (brought up when it is not)."""
     started = time.monotonic()
-    results: dict = {
-        "quick": quick,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
-    }
     sh("scripts/ensure-docker.sh")
     results["control_plane"] = {"site": converge(quick, env)}
     results["haproxy_versions"] = {lb: haproxy_version(lb) for lb in lab.BALANCERS}
@@ -170,6 +171,33 @@ def main() -> int:
         measure(quick, env, results)
     finally:
         restore(env, lb2_flipped=not quick)
+    results["lab_seconds"] = time.monotonic() - started
+
+
+def main() -> int:
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    parts = parts_from_env()
+    threading.Thread(target=heartbeat, daemon=True).start()
+    results_path, report_dir, results_link = outputs(quick)
+    # Every playbook run of the lab, scripts/lab.py's included, gets the bench's limits.
+    os.environ["RTMPEDGE_LAB_VARS"] = str(ROOT / "bench" / "lab-vars.yml")
+    env = {**os.environ, **ANSIBLE}
+    started = time.monotonic()
+    # The parts not run this time keep their last figures.
+    results: dict = json.loads(results_path.read_text()) if results_path.exists() and parts != list(PARTS) else {}
+    results.update(
+        quick=quick,
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        machine={"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
+    )
+    if "lab" in parts:
+        lab_parts(quick, env, results)
+    if "growth" in parts:
+        sizes, runs = sizes_from_env(quick), 2 if quick else 3
+        say(f"part 6: control plane growth at {', '.join(map(str, sizes))} servers, on this host")
+        growth_started, date = time.monotonic(), datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        results["growth"] = growth(sizes, runs, env, say)
+        results["growth"].update(seconds=time.monotonic() - growth_started, date=date)
     results["seconds"] = time.monotonic() - started
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -123,7 +123,7 @@ class JobBalancer:
             )
         )
         # A big backend takes HAProxy a while to parse: wait for both sockets to answer.
-        deadline = time.monotonic() + 60 + len(servers) / 1000
+        deadline = time.monotonic() + 60 + len(servers) / 200
         while True:
             try:
                 backend_state(self.admin, "rtmp_media")
@@ -134,8 +134,8 @@ class JobBalancer:
                     raise RuntimeError(f"the loopback HAProxy did not come up: {e}") from e
                 time.sleep(0.1)
 
-    def job_argv(self, collections: Path) -> list[str]:
-        return [sys.executable, "-c", JOB_LAUNCHER, str(collections), "--config", str(self.job)]
+    def job_argv(self, collections: Path, python: str = sys.executable) -> list[str]:
+        return [python, "-c", JOB_LAUNCHER, str(collections), "--config", str(self.job)]
 
     def run_job(self, collections: Path, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
