@@ -24,7 +24,9 @@ from labctl import (
 )
 from rtmp_load import handshake, probe_once
 
-WAYS = ("reconcile", "restart", "seed")
+# reconcile: the collection's job (runtime API; a reload only for the full-reload changes);
+# reload: the same file, but a verified reload for every change (roles that reload on change).
+WAYS = ("reconcile", "reload", "restart", "seed")
 # One cycle of fleet changes; the same sequence for every way.
 CYCLE = ("weight", "add", "weight", "remove", "reload")
 PROBERS = 4

@@ -15,6 +15,7 @@ from report_growth import growth_section, growth_summary
 QUICK_NOTE = "A quick run (`BENCH_QUICK=1`): fewer, shorter runs. "
 WAY_NAMES = {
     "reconcile": "rtmpedge reconcile",
+    "reload": "reload for every change",
     "restart": "systemctl restart",
     "seed": "haproxy -sf (no socket transfer)",
 }
@@ -89,15 +90,15 @@ def plot_capacity(data: dict, path: Path) -> None:
 def continuity_table(data: dict) -> list[str]:
     lines = [
         "| way | broken streams | publishers never cut | refused new sessions | time to apply a change, s "
-        "| HAProxy processes at the end |",
-        "|---|---|---|---|---|---|",
+        "| HAProxy processes at the end | their RSS, MiB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for way, r in data.items():
         probes = r["new_sessions"]
         lines.append(
             f"| {WAY_NAMES[way]} | {r['broken_streams']} | {r['publishers_never_cut']} of {r['publishers']} "
             f"| {probes['failures']} of {probes['attempts']} | {spread(r['apply_seconds'])} "
-            f"| {r.get('haproxy_processes_at_end', '-')} |"
+            f"| {r.get('haproxy_processes_at_end', '-')} | {r.get('haproxy_rss_bytes_at_end', 0) / 2**20:.0f} |"
         )
     return lines
 
@@ -267,6 +268,13 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         "- **rtmpedge reconcile**: the collection's job with a static discovery file (`rtmpedge-reconcile`: "
         "runtime API for the fleet changes; a removed server drains), and the role's verified reload "
         "(`systemctl reload`, listening sockets handed over by the master) for the full reloads.",
+        "- **reload for every change**: the same rendered file and the same verified reload, but for every "
+        "change, as roles that reload on any template change do. A worker that took a stream stays until that "
+        "stream ends. Here every publisher starts before the first change, so one old worker holds them all "
+        "(processes and memory columns); publishers arriving between changes would each keep one more worker "
+        f"alive, up to one per change ({ours['changes']} here), which the runtime path never creates."
+        if "reload" in cont
+        else "",
         "- **systemctl restart**: the rendered file, then `systemctl restart haproxy`, "
         "as roles that restart on change do.",
         "- **haproxy -sf**: the rendered file, then `haproxy -D -f ... -sf <old pid>`: the old process finishes its "
