@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== yamllint"; yamllint --strict .
 echo "== ansible-lint"; ansible-lint --profile production
-echo "== ruff"; ruff check . && ruff format --check .
+# Two commands, not `a && b`: under set -e a failure on the left of && would not stop the script.
+echo "== ruff"; ruff check .; ruff format --check .
 echo "== role READMEs"; python scripts/role_docs.py --check
 echo "== generated plugin docs (source options, HAProxy locations)"; python scripts/plugin_docs.py --check
 echo "== changelog fragments"; antsibull-changelog lint

@@ -246,6 +246,20 @@ def already_running(settings: Settings, candidate: str, servers: list[dict]) -> 
     return True
 
 
+def _baseline_servers(baseline: str | None, candidate: str, new: dict, backend: str) -> dict:
+    """The servers of what runs; the candidate's own when the file did not change (parsed once)."""
+    if baseline == candidate:
+        return new
+    return _servers(baseline, backend, "the running configuration") if baseline else {"servers": {}}
+
+
+def _structural(baseline: str | None, candidate: str, backend: str) -> bool:
+    """Whether only a reload can apply the candidate (no baseline, or more than server lines differ)."""
+    if baseline is None:
+        return True
+    return baseline != candidate and structure(candidate, backend) != structure(baseline, backend)
+
+
 def apply_config(
     candidate: str,
     settings: Settings,
@@ -267,10 +281,7 @@ def apply_config(
     last_good = _read(settings.last_good_path)
     baseline = last_good if last_good is not None else (current if trust_current else None)
     new = _servers(candidate, settings.backend, "the new configuration")
-    if baseline == candidate:  # the usual run: nothing changed in the file (parse it once)
-        old = new
-    else:
-        old = _servers(baseline, settings.backend, "the running configuration") if baseline else {"servers": {}}
+    old = _baseline_servers(baseline, candidate, new, settings.backend)
     try:
         check_guards(new["servers"], old["servers"], settings, allow_shrink)
     except SyncError:
@@ -280,9 +291,7 @@ def apply_config(
         raise
 
     result = {"changed": False, "reloaded": False, "changes": {}, "lingering": {}, "warnings": [], "reason": ""}
-    structural = baseline is None or (
-        baseline != candidate and structure(candidate, settings.backend) != structure(baseline, settings.backend)
-    )
+    structural = _structural(baseline, candidate, settings.backend)
     changes: list[Change] = []
     if not structural:
         changes, result["lingering"] = _runtime_plan(settings, new, old)

@@ -96,15 +96,21 @@ def server_name(raw: object) -> str:
 
 def check_address(value: object) -> str | None:
     """The address if it is a usable IP address or a DNS name, else None ('999.1.1.1', '0.0.0.0')."""
-    if type(value) is str:
+    if isinstance(value, str):
         # Fast path for the common case, a canonical IPv4 address (inet_pton takes nothing else):
         # ipaddress would cost ten times as much on every server of a big fleet.
         try:
             packed = socket.inet_pton(socket.AF_INET, value)
-        except OSError:
+        except (OSError, ValueError):  # not IPv4; ValueError: an embedded NUL
             pass
         else:
-            return None if packed in (b"\0\0\0\0", b"\xff\xff\xff\xff") or 224 <= packed[0] <= 239 else value
+            unusable = packed in (b"\0\0\0\0", b"\xff\xff\xff\xff") or 224 <= packed[0] <= 239
+            return None if unusable else str(value)
+    return _check_address_fully(value)
+
+
+def _check_address_fully(value: object) -> str | None:
+    """check_address() without its IPv4 shortcut."""
     text = str(value).strip() if value is not None else ""
     if not text or len(text) > MAX_ADDRESS:
         return None
@@ -126,7 +132,7 @@ def check_address(value: object) -> str | None:
 def check_number(field_name: str, value: object) -> int | None:
     """The value as an int within the field's bounds, or None ('10', 10 and 10.0 pass; True does not)."""
     low, high, _default = BOUNDS[field_name]
-    if type(value) is int:  # the common case, and never a bool
+    if isinstance(value, int) and not isinstance(value, bool):  # the common case
         return value if low <= value <= high else None
     if isinstance(value, bool):
         return None
