@@ -168,7 +168,7 @@ def parse_servers_state(text: str, backend: str) -> dict[str, dict]:
             "fqdn": "" if fqdn == "-" else fqdn,
             "port": int(fields[port]),
             "weight": int(fields[weight]),
-            "state": "maint" if bits & _MAINT_BITS else "drain" if bits & _DRAIN_BITS else "ready",
+            "state": admin_state(bits),
             "admin": bits,
         }
     return servers
