@@ -88,6 +88,24 @@ def _connect(balancer):
     return socket.create_connection(("127.0.0.1", balancer["front"]))
 
 
+def _one_stream_per_server(balancer, count):
+    """One session on each of the first `count` servers. Each connection waits for the previous one
+    to land (and every server to be UP): leastconn with several threads may place a burst of
+    connections unevenly."""
+    media = balancer["media"][:count]
+    state = balancer["settings"].admin_socket
+    _wait(
+        lambda: all(s["status"] == "UP" for s in backend_state(state, "rtmp_media").values()),
+        what="every server UP",
+    )
+    clients = []
+    for placed in range(1, count + 1):
+        clients.append(_connect(balancer))
+        _wait(lambda n=placed: sum(len(m.peers) for m in media) == n, what=f"session {placed} on a media server")
+    assert all(m.peers for m in media), f"leastconn left a server without a stream: {[len(m.peers) for m in media]}"
+    return clients
+
+
 def _worker(settings):
     return show_proc(settings.master_socket)["workers"][0]["pid"]
 
@@ -114,8 +132,7 @@ def test_a_new_server_is_added_at_runtime_and_kept_in_the_file(balancer):
 
 def test_a_removed_server_drains_until_its_last_session_ends(balancer):
     settings = balancer["settings"]
-    clients = [_connect(balancer) for _i in range(3)]  # leastconn: one per server
-    _wait(lambda: all(m.peers for m in balancer["media"][:3]), what="a session on each server")
+    clients = _one_stream_per_server(balancer, 3)
     result = apply_config(_candidate(balancer, _fleet(balancer, [0, 1])), settings, trust_current=True)
     assert result["changes"] == {"drain": ["m2"]}
     assert result["lingering"] == {"m2": 1}
