@@ -8,6 +8,7 @@
       seed       render, then `haproxy -D -sf <old pid>`: a reload without socket transfer
   lbctl.py reload reconcile|restart|seed    a full reload/restart without a fleet change
   lbctl.py seed-start | seed-stop           hand the ports from systemd's HAProxy to a daemon and back
+  lbctl.py protocol-check off|on            the frontends without the RTMP protocol check, and back
 
 The collection's module_utils are where the reconcile role installed them; rendering the
 server lines uses them too, so all three ways write the same haproxy.cfg.
@@ -117,6 +118,29 @@ def seed_stop() -> None:
     run("systemctl", "start", "haproxy")
 
 
+def protocol_check(state: str) -> None:
+    """off: the rendered file without the role's protocol check (its tcp-request content rules);
+    on: the rendered file back. A verified reload either way."""
+    saved = CONFIG + ".with-check"
+    if state == "off":
+        with open(CONFIG) as handle:
+            text = handle.read()
+        if not os.path.exists(saved):
+            with open(saved, "w") as handle:
+                handle.write(text)
+        check = ("tcp-request inspect-delay", "tcp-request content")
+        kept = [line for line in text.splitlines(keepends=True) if not line.strip().startswith(check)]
+        with open(CONFIG + ".bench", "w") as handle:
+            handle.writelines(kept)
+        os.replace(CONFIG + ".bench", CONFIG)
+    elif state == "on":
+        if os.path.exists(saved):
+            os.replace(saved, CONFIG)
+    else:
+        sys.exit(f"protocol-check takes on or off, not {state}")
+    verified_reload()
+
+
 def main() -> int:
     command, rest = sys.argv[1], sys.argv[2:]
     started = time.time()
@@ -131,6 +155,9 @@ def main() -> int:
     elif command == "seed-stop":
         seed_stop()
         out = "ok"
+    elif command == "protocol-check":
+        protocol_check(rest[0])
+        out = rest[0]
     else:
         sys.exit(f"unknown command {command}")
     sys.stdout.write(json.dumps({"started": started, "seconds": time.time() - started, "output": out}) + "\n")

@@ -4,10 +4,11 @@ Every connection starts with a real RTMP handshake (C0 = 0x03 + C1, S0+S1+S2, C2
 HAProxy's rtmp health check and any protocol check see what a publisher sends; after
 it, bytes stand in for the media. The sink also reads a PROXY protocol v1/v2 header.
 
-  rtmp_load.py sink --port 1935 --stats FILE        count bytes per connection
+  rtmp_load.py sink --port 1935 --stats FILE        count bytes per connection (several may share the port)
   rtmp_load.py streams --target H:P --count N --bitrate BPS --seconds S --stats FILE
   rtmp_load.py bulk --target H:P --seconds S         one connection, as fast as it goes
   rtmp_load.py probe --target H:P --count N          handshake round trips (latency)
+  rtmp_load.py storm --target H:P --seconds S --concurrency C   new sessions per second
 """
 
 from __future__ import annotations
@@ -157,6 +158,47 @@ async def streams_main(args) -> dict:
     }
 
 
+# --- reconnect storm (asyncio) ----------------------------------------------------------
+
+
+async def storm_loop(target, until: float, c1_bytes: bytes, counts: dict) -> None:
+    """New sessions back to back: connect, C0+C1, S0+S1+S2 back, C2, reset."""
+    while time.monotonic() < until:
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*target), 5)
+            # A reset, not a FIN: thousands of sessions a second would fill the ports with TIME_WAIT.
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, NO_LINGER)
+            writer.write(C0 + c1_bytes)
+            answer = await asyncio.wait_for(reader.readexactly(1 + 2 * HANDSHAKE_SIZE), 5)
+            if answer[:1] != C0:
+                raise ConnectionError(f"S0 is {answer[:1]!r}")
+            writer.write(answer[1 : 1 + HANDSHAKE_SIZE])
+            if time.monotonic() < until:
+                counts["sessions"] += 1
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ConnectionError) as e:
+            counts["errors"][type(e).__name__] = counts["errors"].get(type(e).__name__, 0) + 1
+        finally:
+            if writer is not None:
+                writer.transport.abort()
+
+
+async def storm_main(args) -> dict:
+    target = split(args.target)
+    counts: dict = {"sessions": 0, "errors": {}}
+    started = time.monotonic()
+    until = started + args.seconds
+    c1_bytes = c1()  # the same C1 each time: the generator's CPU goes to connections, not randomness
+    await asyncio.gather(*(storm_loop(target, until, c1_bytes, counts) for _n in range(args.concurrency)))
+    return {
+        "sessions": counts["sessions"],
+        "failures": sum(counts["errors"].values()),
+        "errors": counts["errors"],
+        "seconds": args.seconds,
+        "per_second": counts["sessions"] / args.seconds,
+    }
+
+
 # --- the sink ---------------------------------------------------------------------------
 
 
@@ -204,7 +246,8 @@ class Sink:
 
     async def report(self) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            # On the half second of the clock, so the snapshots of several sink processes line up.
+            await asyncio.sleep(0.5 - time.time() % 0.5)
             snapshot = {"time": time.time(), "handshakes": self.handshakes}
             snapshot["received"] = {str(k): v for k, v in self.received.items()}
             with open(self.stats_path + ".tmp", "w") as handle:
@@ -214,7 +257,10 @@ class Sink:
 
 async def sink_main(args) -> None:
     sink = Sink(args.stats)
-    server = await asyncio.start_server(sink.serve, args.address, args.port, backlog=4096, reuse_address=True)
+    # reuse_port: several sink processes share the port, the kernel spreads the connections.
+    server = await asyncio.start_server(
+        sink.serve, args.address, args.port, backlog=4096, reuse_address=True, reuse_port=True
+    )
     reporter = asyncio.create_task(sink.report())
     async with server:
         await server.serve_forever()
@@ -240,6 +286,10 @@ def main() -> int:
     probe_parser = commands.add_parser("probe")
     probe_parser.add_argument("--target", required=True)
     probe_parser.add_argument("--count", type=int, default=200)
+    storm = commands.add_parser("storm")
+    storm.add_argument("--target", required=True)
+    storm.add_argument("--seconds", type=float, default=5.0)
+    storm.add_argument("--concurrency", type=int, default=32, help="sessions in flight at once")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of streams
@@ -248,6 +298,8 @@ def main() -> int:
         return 0
     if args.command == "streams":
         result = asyncio.run(streams_main(args))
+    elif args.command == "storm":
+        result = asyncio.run(storm_main(args))
     else:
         result = bulk(args) if args.command == "bulk" else probe(args)
     sys.stdout.write(json.dumps(result) + "\n")
