@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 import socket
 import statistics
 import threading
@@ -120,9 +123,10 @@ def prepare_publishers() -> None:
     )
 
 
-def start_publishers(count: int, url: str) -> None:
-    dexec(CLIENT, "rm -f /tmp/bench/stop /tmp/bench/ends.log /tmp/bench/ffmpeg-*.err")
-    for i in range(count):
+def start_publishers(indexes: range, url: str) -> None:
+    if indexes.start == 0:
+        dexec(CLIENT, "rm -f /tmp/bench/stop /tmp/bench/ends.log /tmp/bench/ffmpeg-*.err")
+    for i in indexes:
         sh("docker", "exec", "-d", CLIENT, "sh", "/tmp/bench/pub.sh", str(i), url)  # /tmp is noexec
 
 
@@ -137,26 +141,62 @@ def stop_publishers() -> list[str]:
     return ends
 
 
+class Load:
+    """Live publishers through lb1, and probers opening new sessions all along: what changes break."""
+
+    def __init__(self, publishers: int, first: int):
+        self.publishers, self.started = publishers, first
+        self.url = f"rtmp://{public(LB1)}:1935/live"
+        start_publishers(range(first), self.url)
+        wait_until(lambda: live_bench_streams() >= first, 60, f"{first} live bench streams")
+        # Several probers without pauses: hundreds of new sessions a second, so a reload that
+        # drops queued connections shows up.
+        self.probers = [Prober((public(LB1), 1935), every=0.002) for _n in range(PROBERS)]
+        for prober in self.probers:
+            prober.start()
+
+    def arrive(self) -> None:
+        """One more publisher (staggered arrivals: each reload then leaves a worker holding someone)."""
+        if self.started < self.publishers:
+            start_publishers(range(self.started, self.started + 1), self.url)
+            self.started += 1
+
+    def end(self) -> dict:
+        time.sleep(2)  # a publisher cut by the last change logs its end
+        probes = merge_probes([prober.stop() for prober in self.probers])
+        usage = haproxy_usage(LB1)
+        processes = len(haproxy_processes(LB1))
+        ends = stop_publishers()
+        return {
+            "publishers": self.publishers,
+            "broken_streams": len(ends),
+            "publishers_never_cut": self.publishers - len({line.split()[1] for line in ends}),
+            "new_sessions": probes,
+            "haproxy_processes_at_end": processes,
+            "haproxy_rss_bytes_at_end": usage["rss_bytes"],
+        }
+
+
 def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, pause: float) -> dict:
-    """Part 1: N live publishers through lb1 while M fleet changes are applied, for each way."""
+    """Part 1: N live publishers through lb1 while M fleet changes are applied, for each way.
+    A quarter of the publishers are live from the start, the others arrive one by one between
+    the changes, as they do on a real platform."""
     prepare_publishers()
     results = {}
-    url = f"rtmp://{public(LB1)}:1935/live"
+    first = max(1, publishers // 4)
+    late = publishers - first
+    arrivals = {int(n * changes / late) for n in range(late)} if late else set()
     for way in WAYS:
         fleet = Fleet(fleet_addresses)
         dexec(LB1, "systemctl is-active --quiet haproxy || systemctl start haproxy")  # after an aborted run
         apply_servers(LB1, fleet.servers())
         if way == "seed":
             lbctl(LB1, "seed-start")
-        start_publishers(publishers, url)
-        wait_until(lambda: live_bench_streams() >= publishers, 60, f"{publishers} live bench streams")
-        # Several probers without pauses: hundreds of new sessions a second, so a reload that
-        # drops queued connections shows up.
-        probers = [Prober((public(LB1), 1935), every=0.002) for _n in range(PROBERS)]
-        for prober in probers:
-            prober.start()
+        load = Load(publishers, first)
         durations, kinds = [], {}
         for index in range(changes):
+            if index in arrivals:
+                load.arrive()
             kind = CYCLE[index % len(CYCLE)]
             fleet.step(kind, index)
             set_fleet(LB1, fleet.servers())
@@ -165,32 +205,106 @@ def continuity(fleet_addresses: dict[str, str], publishers: int, changes: int, p
             durations.append(time.monotonic() - started)
             kinds[kind] = kinds.get(kind, 0) + 1
             time.sleep(pause)
-        time.sleep(2)  # a publisher cut by the last change logs its end
-        probes = merge_probes([prober.stop() for prober in probers])
-        usage = haproxy_usage(LB1)
-        processes = len(haproxy_processes(LB1))
-        ends = stop_publishers()
-        live_at_end = publishers - len({line.split()[1] for line in ends})
+        while load.started < publishers:
+            load.arrive()
+        results[way] = load.end()
         if way == "seed":
             lbctl(LB1, "seed-stop")
-        results[way] = {
-            "publishers": publishers,
-            "changes": changes,
-            "change_kinds": kinds,
-            "broken_streams": len(ends),
-            "publishers_never_cut": live_at_end,
-            "new_sessions": probes,
-            "apply_seconds": summary(durations),
-            "haproxy_processes_at_end": processes,
-            "haproxy_rss_bytes_at_end": usage["rss_bytes"],
-        }
+        results[way].update(
+            changes=changes, change_kinds=kinds, apply_seconds=summary(durations), publishers_at_start=first
+        )
         print(
-            f"bench: continuity {way}: {len(ends)} broken streams, {probes['failures']} of "
-            f"{probes['attempts']} new sessions refused",
+            f"bench: continuity {way}: {results[way]['broken_streams']} broken streams, "
+            f"{results[way]['new_sessions']['failures']} of {results[way]['new_sessions']['attempts']} "
+            f"new sessions refused, {results[way]['haproxy_processes_at_end']} HAProxy processes",
             flush=True,
         )
     apply_servers(LB1, Fleet(fleet_addresses).servers())
     return results
+
+
+# The runtime operations the job's log line lists (backend_sync's change kinds).
+RUNTIME_OP = re.compile(r"\b(?:add|remove|drain|state|weight|maxconn|address)=(\S+)")
+
+
+class ChurnFleet:
+    """media1..3, plus ten more servers that each change at every run: added, reweighted,
+    removed (drained when it carries a stream), in turn; ten runtime operations a run.
+    Discovery keeps one server per address and port, so each extra server is a second address
+    of a media server (the top of the lab's media subnet, which docker never hands out; the
+    media servers' return path for transparent mode matches port 1935, so not another port)."""
+
+    EXTRA = 10
+
+    def __init__(self, fleet_addresses: dict[str, str]):
+        self.base = Fleet(fleet_addresses).servers()
+        network = lab.docker.from_env().networks.get(lab.MEDIA)
+        subnet = ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
+        self.extra = [str(subnet.broadcast_address - 1 - k) for k in range(self.EXTRA)]
+
+    def servers(self, run: int) -> list[dict]:
+        servers = list(self.base)
+        for k, address in enumerate(self.extra):
+            phase = (run + k) % 3  # 0: absent, 1: weight 10, 2: weight 20
+            if phase:
+                servers.append({"name": f"churn-{k}", "address": address, "port": 1935, "weight": 10 * phase})
+        return servers
+
+    @contextlib.contextmanager
+    def addresses(self):
+        """The extra addresses on media1..3 for the time of the part."""
+        owners = [(self.base[k % len(self.base)]["name"], address) for k, address in enumerate(self.extra)]
+        for name, address in owners:
+            dexec(name, f"ip addr replace {address}/32 dev eth0")
+        self._forget_neighbours()  # an earlier run may have left these addresses on another container
+        try:
+            yield
+        finally:
+            for name, address in owners:
+                dexec(name, f"ip addr del {address}/32 dev eth0", check=False)
+            self._forget_neighbours()
+
+    def _forget_neighbours(self) -> None:
+        for lb in lab.BALANCERS:
+            dexec(lb, "; ".join(f"ip neigh flush to {address}" for address in self.extra), check=False)
+
+
+def churn(fleet_addresses: dict[str, str], publishers: int, runs: int, pause: float) -> dict:
+    """Part 8: `runs` reconcile runs of ten runtime operations, each followed by a verified
+    reload, under live publishers and probers."""
+    prepare_publishers()
+    fleet = ChurnFleet(fleet_addresses)
+    with fleet.addresses():
+        apply_servers(LB1, fleet.servers(0))
+        names = [server["name"] for server in fleet.servers(0)]
+        wait_until(lambda: _all_up(names), 30, f"{', '.join(names)} UP on lb1")
+        load = Load(publishers, publishers)
+        operations, reloads, durations = 0, 0, []
+        for run in range(1, runs + 1):
+            set_fleet(LB1, fleet.servers(run))
+            started = time.monotonic()
+            line = lbctl(LB1, "apply", "reconcile")["output"]
+            operations += sum(len(names.split(",")) for names in RUNTIME_OP.findall(line))
+            lbctl(LB1, "reload", "reconcile")
+            reloads += 1
+            durations.append(time.monotonic() - started)
+            time.sleep(pause)
+        result = load.end()
+        base = Fleet(fleet_addresses).servers()
+        apply_servers(LB1, base)
+        apply_servers(LB1, base)  # the extra servers that drained are deleted once idle
+    result.update(runs=runs, runtime_operations=operations, reloads=reloads, run_seconds=summary(durations))
+    print(
+        f"bench: churn {operations} runtime operations, {reloads} reloads: {result['broken_streams']} broken "
+        f"streams, {result['new_sessions']['failures']} of {result['new_sessions']['attempts']} new sessions refused",
+        flush=True,
+    )
+    return result
+
+
+def _all_up(names: list[str]) -> bool:
+    stats = backend_stats(LB1)
+    return all(stats.get(name, {}).get("status") == "UP" for name in names)
 
 
 def hold(target: tuple[str, int], count: int) -> list[socket.socket]:

@@ -40,26 +40,34 @@ def load(*args: str, timeout: float = 300) -> dict:
 
 
 class SinkOn:
-    """The synthetic sink on a media server's port 1935 instead of its nginx."""
+    """The synthetic sink on a media server's port 1935 instead of its nginx: `workers` processes
+    sharing the port (one Python process would be the limit before HAProxy)."""
 
-    def __init__(self, media: str):
+    def __init__(self, media: str, workers: int = 2):
         self.media = media
-        self.stats = Path(tempfile.mkdtemp(prefix="rtmpedge-bench-")) / "sink.json"
-        self.process = None
+        directory = Path(tempfile.mkdtemp(prefix="rtmpedge-bench-"))
+        self.stats = [directory / f"sink-{n}.json" for n in range(workers)]
+        self.processes: list[subprocess.Popen] = []
 
     def __enter__(self):
         dexec(self.media, "systemctl stop nginx")
-        command = in_netns(self.media, [PY, LOAD, "sink", "--port", "1935", "--stats", str(self.stats)])
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        wait_until(self.stats.exists, 10, "the sink to start")
+        for stats in self.stats:
+            command = in_netns(self.media, [PY, LOAD, "sink", "--port", "1935", "--stats", str(stats)])
+            self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        wait_until(lambda: all(s.exists() for s in self.stats), 10, "the sink to start")
         return self
 
     def snapshot(self) -> dict:
-        return json.loads(self.stats.read_text())
+        """Every worker's counts, connection ids made unique by the worker's number."""
+        parts = [json.loads(stats.read_text()) for stats in self.stats]
+        received = {f"{n}:{k}": v for n, part in enumerate(parts) for k, v in part["received"].items()}
+        return {"time": max(p["time"] for p in parts), "received": received}
 
     def __exit__(self, *exc):
-        self.process.terminate()
-        self.process.wait(10)
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(10)
         dexec(self.media, "systemctl start nginx")
 
 
@@ -166,7 +174,8 @@ def _answers(target: str) -> bool:
 
 
 def capacity(lb: str, media: str, steps: list[int], bitrate: int, quick: bool) -> dict:
-    """Part 4: steps of N concurrent streams at `bitrate` through lb until one is lossy."""
+    """Part 4: steps of N concurrent streams at `bitrate`, through lb and straight to the sink in
+    turn, until a step through the balancer is lossy."""
     only_server(lb, media)
     window = 4.0 if quick else 6.0
     ramp = 3.0
@@ -176,50 +185,56 @@ def capacity(lb: str, media: str, steps: list[int], bitrate: int, quick: bool) -
         wait_until(lambda: _answers(target), 30, "the sink behind the balancer")
         for count in steps:
             row = _step(sink, target, lb, count=count, bitrate=bitrate, ramp=ramp, window=window)
+            time.sleep(2)
+            row["direct_same_load"] = _step(
+                sink, f"{media_ip(media)}:1935", None, count=count, bitrate=bitrate, ramp=ramp, window=window
+            )
             rows.append(row)
+            direct_gbit = row["direct_same_load"]["delivered_mbit_s"] / 1000
             print(
                 f"bench: capacity {count} streams: {row['lossy']} lossy, {row['failures']} failed, "
-                f"HAProxy {row['haproxy_cpu_percent']:.0f}% CPU, {row['haproxy_kib_per_stream']:.1f} KiB/stream",
+                f"{row['delivered_mbit_s'] / 1000:.2f} Gbit/s (direct {direct_gbit:.2f}), "
+                f"HAProxy {row['haproxy_cpu_percent']:.0f}% CPU, {row['haproxy_cpu_s_per_gbit']:.3f} CPU-s per Gbit",
                 flush=True,
             )
             if not row["ok"]:
-                # The same load straight to the sink: was it the balancer or the bench's own Python?
-                row["direct_same_load"] = _step(
-                    sink, f"{media_ip(media)}:1935", None, count=count, bitrate=bitrate, ramp=ramp, window=window
-                )
                 break
             time.sleep(2)
     carried = [r["streams"] for r in rows if r["ok"]]
-    return {"bitrate": bitrate, "steps": rows, "max_lossless_streams": max(carried) if carried else 0}
+    return {
+        "bitrate": bitrate,
+        "generator_processes": GENERATORS,
+        "sink_processes": len(sink.stats),
+        "steps": rows,
+        "max_lossless_streams": max(carried) if carried else 0,
+    }
+
+
+GENERATORS = 2  # stream generator processes per step
+
+
+def _generate(target: str, count: int, bitrate: int, ramp: float, seconds: float) -> list[subprocess.Popen]:
+    shares = [count // GENERATORS + (1 if n < count % GENERATORS else 0) for n in range(GENERATORS)]
+    argv = [PY, LOAD, "streams", "--target", target, "--bitrate", str(bitrate), "--ramp", str(ramp)]
+    return [
+        subprocess.Popen([*argv, "--count", str(share), "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
+        for share in shares
+        if share
+    ]
 
 
 def _step(sink: SinkOn, target: str, lb: str | None, *, count: int, bitrate: int, ramp: float, window: float) -> dict:
     idle = haproxy_usage(lb) if lb else None
-    generator = subprocess.Popen(
-        [
-            PY,
-            LOAD,
-            "streams",
-            "--target",
-            target,
-            "--count",
-            str(count),
-            "--bitrate",
-            str(bitrate),
-            "--ramp",
-            str(ramp),
-            "--seconds",
-            str(window + 3),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    generators = _generate(target, count, bitrate, ramp, window + 3)
     time.sleep(ramp + 1.5)
     first, usage_first = sink.snapshot(), haproxy_usage(lb) if lb else None
     time.sleep(window)
     last, usage_last = sink.snapshot(), haproxy_usage(lb) if lb else None
-    out, _err = generator.communicate(timeout=ramp + window + 60)
-    made = json.loads(out.strip().splitlines()[-1])
+    made = []
+    for generator in generators:
+        out, _err = generator.communicate(timeout=ramp + window + 60)
+        made.append(json.loads(out.strip().splitlines()[-1]))
+    connected, failures = sum(m["connected"] for m in made), sum(m["failures"] for m in made)
     span = last["time"] - first["time"]
     expected = bitrate / 8 * span
     delivered = [last["received"][k] - v for k, v in first["received"].items() if k in last["received"]]
@@ -227,17 +242,19 @@ def _step(sink: SinkOn, target: str, lb: str | None, *, count: int, bitrate: int
     lossy = sum(1 for d in fresh if d < 0.9 * expected) + max(0, count - len(fresh))
     row = {
         "streams": count,
-        "connected": made["connected"],
-        "failures": made["failures"],
-        "first_failure": made["first_failure"],
+        "connected": connected,
+        "failures": failures,
+        "first_failure": next((m["first_failure"] for m in made if m["first_failure"]), None),
         "lossy": lossy,
         "delivered_mbit_s": sum(fresh) * 8 / span / 1e6,
-        "ok": made["connected"] == count and made["failures"] == 0 and lossy == 0,
+        "ok": connected == count and failures == 0 and lossy == 0,
     }
     if lb:
-        row["haproxy_cpu_percent"] = 100 * (usage_last["cpu_s"] - usage_first["cpu_s"]) / span
+        cpu_s = usage_last["cpu_s"] - usage_first["cpu_s"]
+        row["haproxy_cpu_percent"] = 100 * cpu_s / span
+        row["haproxy_cpu_s_per_gbit"] = cpu_s / max(1e-9, sum(fresh) * 8 / 1e9)
         row["haproxy_rss_bytes"] = usage_last["rss_bytes"]
         row["haproxy_kib_per_stream"] = (usage_last["rss_bytes"] - idle["rss_bytes"]) / 1024 / count
     else:
-        row["haproxy_cpu_percent"], row["haproxy_kib_per_stream"] = 0.0, 0.0
+        row["haproxy_cpu_percent"] = row["haproxy_cpu_s_per_gbit"] = row["haproxy_kib_per_stream"] = 0.0
     return row

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from report_growth import growth_section, growth_summary
+from report_load import capacity_section, churn_section, churn_summary, storm_section, storm_summary
 
 QUICK_NOTE = "A quick run (`BENCH_QUICK=1`): fewer, shorter runs. "
 WAY_NAMES = {
@@ -141,51 +142,6 @@ def forwarding_tables(data: dict) -> list[str]:
     return lines
 
 
-def capacity_reading(data: dict) -> list[str]:
-    """What stopped the steps, from the direct re-run of the first lossy one."""
-    failed = next((s for s in data["steps"] if not s["ok"]), None)
-    per_stream = [s["haproxy_kib_per_stream"] for s in data["steps"] if s["ok"]]
-    memory = (
-        f"HAProxy's memory grew by {min(per_stream):.1f}-{max(per_stream):.1f} KiB per stream: buffers are "
-        "taken while data is in flight and given back when it is not. "
-        if per_stream
-        else ""
-    )
-    if failed is None:
-        return [memory + "No step lost data: the limit is above the largest step tried.", ""]
-    direct = failed.get("direct_same_load", {})
-    if direct.get("ok"):
-        cause = (
-            f"the same {failed['streams']} streams sent straight to the sink arrived in full, so the limit is "
-            f"this machine with a balancer in the path: HAProxy used {failed['haproxy_cpu_percent']:.0f}% of a "
-            "core and the bench's generator and sink the rest of the two"
-        )
-    else:
-        cause = "the same load sent straight to the sink was lossy too, so the bench itself was the limit"
-    return [f"{memory}At {failed['streams']} streams every stream fell short: {cause}.", ""]
-
-
-def capacity_table(data: dict) -> list[str]:
-    lines = [
-        "| streams | connected | failed | lossy | delivered Mbit/s | HAProxy CPU % | HAProxy RSS MiB "
-        "| KiB per stream |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for s in data["steps"]:
-        lines.append(
-            f"| {s['streams']} | {s['connected']} | {s['failures']} | {s['lossy']} | {s['delivered_mbit_s']:.0f} "
-            f"| {s['haproxy_cpu_percent']:.0f} | {s['haproxy_rss_bytes'] / 2**20:.1f} | "
-            f"{s['haproxy_kib_per_stream']:.1f} |"
-        )
-        direct = s.get("direct_same_load")
-        if direct:
-            lines.append(
-                f"| {s['streams']} direct, no balancer | {direct['connected']} | {direct['failures']} "
-                f"| {direct['lossy']} | {direct['delivered_mbit_s']:.0f} | - | - | - |"
-            )
-    return lines
-
-
 def write(results: dict, docs: Path, results_link: str = "../bench/results.json") -> None:
     """benchmarks.md and img/ in `docs`; `results_link` is the raw figures' path as seen from there."""
     images = docs / "img"
@@ -254,12 +210,16 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         f"cron that reloads, {fmt(conv['cron_reload']['median'], 0)} s in the median.",
         f"- One balancer carried {cap['max_lossless_streams']} concurrent {cap['bitrate'] / 1e6:g} Mbit/s streams "
         "without loss in the steps tried (see part 4 for what stopped the next step).",
+        *churn_summary(results.get("churn")),
+        *storm_summary(results.get("storm")),
         *growth_summary(results.get("growth")),
         "",
         "## 1. Stream continuity under change",
         "",
         f"{ours['publishers']} ffmpeg publishers (a 320x240 clip looped with `-re -c copy`, about 0.4 Mbit/s each) "
-        "push through lb1 while the same sequence of fleet changes is applied "
+        f"push through lb1: {ours.get('publishers_at_start', ours['publishers'])} live from the start, the others "
+        "arriving one by one between the changes, as publishers do. Meanwhile the same sequence of fleet changes "
+        "is applied "
         f"{ours['changes']} times, {', '.join(f'{n} {k}' for k, n in ours['change_kinds'].items())}: "
         "a weight change, media4 added, another weight change, media4 removed, a full reload. "
         "A publisher that is cut logs it and reconnects. A prober opens a new RTMP session (handshake) "
@@ -270,9 +230,9 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         "(`systemctl reload`, listening sockets handed over by the master) for the full reloads.",
         "- **reload for every change**: the same rendered file and the same verified reload, but for every "
         "change, as roles that reload on any template change do. A worker that took a stream stays until that "
-        "stream ends. Here every publisher starts before the first change, so one old worker holds them all "
-        "(processes and memory columns); publishers arriving between changes would each keep one more worker "
-        f"alive, up to one per change ({ours['changes']} here), which the runtime path never creates."
+        "stream ends, so every publisher that arrived between two reloads keeps one more old worker alive "
+        "(processes and memory columns): the old workers' cost, which the runtime path pays only for the "
+        "full reloads."
         if "reload" in cont
         else "",
         "- **systemctl restart**: the rendered file, then `systemctl restart haproxy`, "
@@ -318,18 +278,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         "",
         "![forwarding](img/bench-forwarding.png)",
         "",
-        "## 4. Capacity",
-        "",
-        f"Steps of N concurrent streams at {cap['bitrate'] / 1e6:g} Mbit/s (a handshake, then a chunk every "
-        "100 ms) from one asyncio generator through lb1 to the sink; a stream is lossy when the sink received "
-        "less than 90% of its bitrate over the measurement window. The generator and the sink are Python and "
-        "share the 2 cores with HAProxy, so when a step fails the same load is sent straight to the sink too: "
-        "if that fails as well, the bench, not the balancer, was the limit. The lab's frontend limit is raised to "
-        "8000 for this (bench/lab-vars.yml; the containers allow HAProxy 20000 files).",
-        "",
-        *capacity_table(cap),
-        "",
-        *capacity_reading(cap),
+        *capacity_section(cap),
         "![capacity](img/bench-capacity.png)",
         "",
         "## 5. site.yml on the lab",
@@ -349,6 +298,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
     for run in site["rerun"]:
         lines.append(f"| idempotent re-run | {run['seconds']:.0f} | {run['changed']} |")
     lines += ["", *growth_section(results.get("growth"), images)]
+    lines += ["", *storm_section(results.get("storm")), *churn_section(results.get("churn"))]
     (docs / "benchmarks.md").write_text("\n".join(lines))
 
 

@@ -1,12 +1,15 @@
 """make bench: every figure of docs/benchmarks.md, measured on the lab in one run.
 
   BENCH_QUICK=1        fewer and shorter runs (about 5 min with the lab up; writes build/bench/)
-  BENCH_PARTS=P,...    lab (parts 1-5, on the lab) and/or growth (part 6, on this host, no lab);
-                       default both. A run of some parts keeps the others' last figures.
+  BENCH_PARTS=P,...    lab (parts 1-5, 7, 8, on the lab) and/or growth (part 6, on this host, no lab);
+                       default both. One lab part alone: continuity, churn, convergence, forwarding,
+                       capacity, storm, site. A run of some parts keeps the others' last figures.
   BENCH_SCALE_SIZES=N,...  fleet sizes of part 6 (default 100,1000,10000,50000; quick 100,1000)
   BENCH_PUBLISHERS=N   live ffmpeg publishers in part 1 (default 20; quick 5)
   BENCH_CHANGES=M      fleet changes per way in part 1 (default 50; quick 10)
-  BENCH_BITRATE=BPS    per-stream bitrate of part 4 (default 1000000)
+  BENCH_BITRATE=BPS    per-stream bitrate of part 4 (default 6000000, a 1080p60 encoder)
+  BENCH_CHURN_RUNS=K   reconcile runs (ten runtime operations and a reload each) of part 8
+                       (default 100; quick 10)
 
 A full run writes bench/results.json and docs/benchmarks.md with its plots in docs/img/
 (committed); a quick run writes the same under build/bench/ and never touches those.
@@ -28,11 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness package
 
 import report
-from continuity import continuity, convergence
+from continuity import churn, continuity, convergence
 from control_plane import ANSIBLE, site_yml
 from forwarding import capacity, forwarding, rtmp_publish_proxy_protocol
 from labctl import LB1, LB2, LBCTL, ROOT, dexec, haproxy_version, install_lbctl, lab, media_ip, sh
 from scale import growth, sizes_from_env
+from storm import storm
 
 MEDIA = [lab.media_name(i) for i in range(1, 5)]
 
@@ -96,34 +100,45 @@ def converge(quick: bool, env: dict) -> dict:
     return out
 
 
-def measure(quick: bool, env: dict, results: dict) -> None:
+def measure(quick: bool, env: dict, results: dict, parts: list[str]) -> None:
     publishers = int(os.environ.get("BENCH_PUBLISHERS", "5" if quick else "20"))
     changes = int(os.environ.get("BENCH_CHANGES", "10" if quick else "50"))
-    bitrate = int(os.environ.get("BENCH_BITRATE", "1000000"))
+    bitrate = int(os.environ.get("BENCH_BITRATE", "6000000"))
+    churn_runs = int(os.environ.get("BENCH_CHURN_RUNS", "10" if quick else "100"))
     addresses = {name: media_ip(name) for name in MEDIA}
 
-    say(f"part 1: {publishers} live publishers, {changes} fleet changes for each way")
-    results["continuity"] = continuity(addresses, publishers, changes, pause=0.3 if quick else 0.5)
-    checkpoint(results)
-    say("part 2: convergence")
-    results["convergence"] = convergence(addresses, runs=2 if quick else 5)
-
-    checkpoint(results)
-    say("part 3: forwarding cost")
-    paths = {"direct": None, "transparent": LB1}
-    if not quick:
-        say("lb2 to proxy_protocol mode for part 3 (site.yml --limit rtmpedge-lb2)")
-        site_yml(["--limit", LB2, "-e", "haproxy_client_ip_mode=proxy_protocol"], env)
-        dexec(LB2, "systemctl stop cron")
-        paths["proxy_protocol"] = LB2
-    results["forwarding"] = forwarding(paths, MEDIA[2], quick)
-    if not quick:
-        results["forwarding"]["rtmp_publish"]["proxy_protocol"] = rtmp_publish_proxy_protocol(LB2, MEDIA[2], quick)
-
-    checkpoint(results)
-    say("part 4: capacity")
-    steps = [200, 400] if quick else [250, 500, 1000, 2000, 3000, 4000, 6000]
-    results["capacity"] = capacity(LB1, MEDIA[2], steps, bitrate, quick)
+    if "continuity" in parts:
+        say(f"part 1: {publishers} live publishers, {changes} fleet changes for each way")
+        results["continuity"] = continuity(addresses, publishers, changes, pause=0.3 if quick else 0.5)
+        checkpoint(results)
+    if "churn" in parts:
+        say(f"part 8: churn, {churn_runs} reconcile runs of ten runtime operations and a reload each")
+        results["churn"] = churn(addresses, publishers, churn_runs, pause=0.1)
+        checkpoint(results)
+    if "convergence" in parts:
+        say("part 2: convergence")
+        results["convergence"] = convergence(addresses, runs=2 if quick else 5)
+        checkpoint(results)
+    if "forwarding" in parts:
+        say("part 3: forwarding cost")
+        paths = {"direct": None, "transparent": LB1}
+        if not quick:
+            say("lb2 to proxy_protocol mode for part 3 (site.yml --limit rtmpedge-lb2)")
+            site_yml(["--limit", LB2, "-e", "haproxy_client_ip_mode=proxy_protocol"], env)
+            dexec(LB2, "systemctl stop cron")
+            paths["proxy_protocol"] = LB2
+        results["forwarding"] = forwarding(paths, MEDIA[2], quick)
+        if not quick:
+            results["forwarding"]["rtmp_publish"]["proxy_protocol"] = rtmp_publish_proxy_protocol(LB2, MEDIA[2], quick)
+        checkpoint(results)
+    if "capacity" in parts:
+        say("part 4: capacity")
+        steps = [20, 40] if quick else [50, 100, 200, 300, 400, 600, 800, 1000]
+        results["capacity"] = capacity(LB1, MEDIA[2], steps, bitrate, quick)
+        checkpoint(results)
+    if "storm" in parts:
+        say("part 7: reconnect storm")
+        results["storm"] = storm(LB1, MEDIA[2], quick)
 
 
 def checkpoint(results: dict) -> None:
@@ -145,22 +160,29 @@ def restore(env: dict, lb2_flipped: bool) -> None:
         site_yml(["--limit", LB2], env)
 
 
-PARTS = ("lab", "growth")
+LAB_PARTS = ("site", "continuity", "churn", "convergence", "forwarding", "capacity", "storm")
+PARTS = (*LAB_PARTS, "growth")
 
 
 def parts_from_env() -> list[str]:
-    parts = [p.strip() for p in os.environ.get("BENCH_PARTS", ",".join(PARTS)).split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown or not parts:
-        raise SystemExit(f"bench: BENCH_PARTS takes {', '.join(PARTS)}; got {', '.join(unknown) or 'nothing'}")
-    return parts
+    """The parts to run, in PARTS order; `lab` stands for every lab part."""
+    asked = {p.strip() for p in os.environ.get("BENCH_PARTS", "lab,growth").split(",") if p.strip()}
+    if "lab" in asked:
+        asked = (asked - {"lab"}) | set(LAB_PARTS)
+    unknown = sorted(asked - set(PARTS))
+    if unknown or not asked:
+        raise SystemExit(f"bench: BENCH_PARTS takes lab, {', '.join(PARTS)}; got {', '.join(unknown) or 'nothing'}")
+    return [p for p in PARTS if p in asked]
 
 
-def lab_parts(quick: bool, env: dict, results: dict) -> None:
-    """Parts 1-5, on the lab (brought up when it is not)."""
+def lab_parts(quick: bool, env: dict, results: dict, parts: list[str]) -> None:
+    """The lab's parts (the lab is brought up when it is not)."""
     started = time.monotonic()
     sh("scripts/ensure-docker.sh")
-    results["control_plane"] = {"site": converge(quick, env)}
+    if "site" in parts:
+        results["control_plane"] = {"site": converge(quick, env)}
+    else:
+        converge(True, env)  # the bench's limits on the lab, figures not kept
     results["haproxy_versions"] = {lb: haproxy_version(lb) for lb in lab.BALANCERS}
     say("media4 for the changes (make lab-scale N=4), cron paused on the balancers")
     lab_cli("scale", "4")
@@ -168,9 +190,9 @@ def lab_parts(quick: bool, env: dict, results: dict) -> None:
         dexec(lb, "systemctl stop cron")
     install_lbctl()
     try:
-        measure(quick, env, results)
+        measure(quick, env, results, parts)
     finally:
-        restore(env, lb2_flipped=not quick)
+        restore(env, lb2_flipped="forwarding" in parts and not quick)
     results["lab_seconds"] = time.monotonic() - started
 
 
@@ -191,8 +213,8 @@ def main() -> int:
         date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         machine={"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
     )
-    if "lab" in parts:
-        lab_parts(quick, env, results)
+    if set(parts) & set(LAB_PARTS):
+        lab_parts(quick, env, results, parts)
     if "growth" in parts:
         sizes, runs = sizes_from_env(quick), 2 if quick else 3
         say(f"part 6: control plane growth at {', '.join(map(str, sizes))} servers, on this host")
