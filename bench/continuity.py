@@ -269,11 +269,36 @@ class ChurnFleet:
             dexec(lb, "; ".join(f"ip neigh flush to {address}" for address in self.extra), check=False)
 
 
+# The churn part runs with the role's defaults, then with the bound on how many reloads a worker
+# survives lifted: 100 reloads in two minutes pass the default bound (50) on purpose.
+CHURN_BOUNDS = {"default": None, "lifted": "max-reloads-off"}
+
+
 def churn(fleet_addresses: dict[str, str], publishers: int, runs: int, pause: float) -> dict:
     """Part 8: `runs` reconcile runs of ten runtime operations, each followed by a verified
-    reload, under live publishers and probers."""
+    reload, under live publishers and probers; once per entry of CHURN_BOUNDS."""
     prepare_publishers()
-    fleet = ChurnFleet(fleet_addresses)
+    results = {}
+    for bound, variant in CHURN_BOUNDS.items():
+        if variant:
+            lbctl(LB1, "variant", variant)
+        try:
+            results[bound] = _churn_once(ChurnFleet(fleet_addresses), publishers, runs, pause)
+        finally:
+            if variant:
+                lbctl(LB1, "variant", "restore")
+            apply_servers(LB1, Fleet(fleet_addresses).servers())
+        row = results[bound]
+        print(
+            f"bench: churn ({bound} reload bound) {row['runtime_operations']} runtime operations, {row['reloads']} "
+            f"reloads: {row['broken_streams']} broken streams, {row['new_sessions']['failures']} of "
+            f"{row['new_sessions']['attempts']} new sessions refused",
+            flush=True,
+        )
+    return results
+
+
+def _churn_once(fleet: ChurnFleet, publishers: int, runs: int, pause: float) -> dict:
     with fleet.addresses():
         apply_servers(LB1, fleet.servers(0))
         names = [server["name"] for server in fleet.servers(0)]
@@ -284,21 +309,15 @@ def churn(fleet_addresses: dict[str, str], publishers: int, runs: int, pause: fl
             set_fleet(LB1, fleet.servers(run))
             started = time.monotonic()
             line = lbctl(LB1, "apply", "reconcile")["output"]
-            operations += sum(len(names.split(",")) for names in RUNTIME_OP.findall(line))
+            operations += sum(len(listed.split(",")) for listed in RUNTIME_OP.findall(line))
             lbctl(LB1, "reload", "reconcile")
             reloads += 1
             durations.append(time.monotonic() - started)
             time.sleep(pause)
         result = load.end()
-        base = Fleet(fleet_addresses).servers()
-        apply_servers(LB1, base)
-        apply_servers(LB1, base)  # the extra servers that drained are deleted once idle
+        apply_servers(LB1, fleet.base)
+        apply_servers(LB1, fleet.base)  # the extra servers that drained are deleted once idle
     result.update(runs=runs, runtime_operations=operations, reloads=reloads, run_seconds=summary(durations))
-    print(
-        f"bench: churn {operations} runtime operations, {reloads} reloads: {result['broken_streams']} broken "
-        f"streams, {result['new_sessions']['failures']} of {result['new_sessions']['attempts']} new sessions refused",
-        flush=True,
-    )
     return result
 
 

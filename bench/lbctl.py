@@ -8,7 +8,8 @@
       seed       render, then `haproxy -D -sf <old pid>`: a reload without socket transfer
   lbctl.py reload reconcile|restart|seed    a full reload/restart without a fleet change
   lbctl.py seed-start | seed-stop           hand the ports from systemd's HAProxy to a daemon and back
-  lbctl.py protocol-check off|on            the frontends without the RTMP protocol check, and back
+  lbctl.py variant protocol-check-off|max-reloads-off|restore
+                                            the rendered file without some lines, and back
 
 The collection's module_utils are where the reconcile role installed them; rendering the
 server lines uses them too, so all three ways write the same haproxy.cfg.
@@ -118,26 +119,32 @@ def seed_stop() -> None:
     run("systemctl", "start", "haproxy")
 
 
-def protocol_check(state: str) -> None:
-    """off: the rendered file without the role's protocol check (its tcp-request content rules);
-    on: the rendered file back. A verified reload either way."""
-    saved = CONFIG + ".with-check"
-    if state == "off":
+# Bench-only variants of the rendered file: the lines each one leaves out.
+VARIANTS = {
+    "protocol-check-off": ("tcp-request inspect-delay", "tcp-request content"),  # the RTMP protocol check
+    "max-reloads-off": ("mworker-max-reloads",),  # the bound on how many reloads a worker survives
+}
+
+
+def variant(name: str) -> None:
+    """The rendered file without some of its lines (or, for `restore`, back as rendered); a verified
+    reload either way. The file as rendered is kept aside until the restore."""
+    saved = CONFIG + ".as-rendered"
+    if name == "restore":
+        if os.path.exists(saved):
+            os.replace(saved, CONFIG)
+    elif name in VARIANTS:
         with open(CONFIG) as handle:
             text = handle.read()
         if not os.path.exists(saved):
             with open(saved, "w") as handle:
                 handle.write(text)
-        check = ("tcp-request inspect-delay", "tcp-request content")
-        kept = [line for line in text.splitlines(keepends=True) if not line.strip().startswith(check)]
+        kept = [line for line in text.splitlines(keepends=True) if not line.strip().startswith(VARIANTS[name])]
         with open(CONFIG + ".bench", "w") as handle:
             handle.writelines(kept)
         os.replace(CONFIG + ".bench", CONFIG)
-    elif state == "on":
-        if os.path.exists(saved):
-            os.replace(saved, CONFIG)
     else:
-        sys.exit(f"protocol-check takes on or off, not {state}")
+        sys.exit(f"variant takes restore or one of {', '.join(VARIANTS)}, not {name}")
     verified_reload()
 
 
@@ -155,8 +162,8 @@ def main() -> int:
     elif command == "seed-stop":
         seed_stop()
         out = "ok"
-    elif command == "protocol-check":
-        protocol_check(rest[0])
+    elif command == "variant":
+        variant(rest[0])
         out = rest[0]
     else:
         sys.exit(f"unknown command {command}")

@@ -191,9 +191,11 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         f"Linux {machine['kernel']}, everything (balancers, media servers, publishers, load generators) on the "
         f"same machine, which is shared and noisy. {QUICK_NOTE if results['quick'] else ''}"
         f"HAProxy: {versions}. Figures are medians with (min-max, n=runs); ratios are of medians. "
-        f"The whole run took {results['seconds'] / 60:.1f} min.",
+        f"The last run ({', '.join(results.get('parts_run', ['every part']))}) took {results['seconds'] / 60:.1f} min; "
+        "a run of some parts keeps the other parts' figures.",
         "",
-        "Reproduce: `make bench` (about 15 min) or `BENCH_QUICK=1 make bench` (about 5 min with the lab up). "
+        "Reproduce: `make bench` (about 45 min: the lab's parts about 25, part 6 about 20), one part with "
+        "`BENCH_PARTS` (bench/run.py lists them), or `BENCH_QUICK=1 make bench` (fewer, shorter runs). "
         f"Raw figures: [results.json]({results_link}).",
         "",
         "The lab runs the roles' defaults except for bench/lab-vars.yml: frontend maxconn 8000, and the "

@@ -222,6 +222,7 @@ def main() -> int:
         results["growth"] = growth(sizes, runs, env, say)
         results["growth"].update(seconds=time.monotonic() - growth_started, date=date)
     results["seconds"] = time.monotonic() - started
+    results["parts_run"] = parts
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     report.write(results, report_dir, results_link)

@@ -54,7 +54,7 @@ def storm(lb: str, media: str, quick: bool) -> dict:
         for index in range(rounds):
             order = PATHS if index % 2 == 0 else tuple(reversed(PATHS))
             for path in order:
-                lbctl(lb, "protocol-check", "off" if path == "nocheck" else "on")
+                lbctl(lb, "variant", "protocol-check-off" if path == "nocheck" else "restore")
                 wait_until(lambda t=targets[path]: _answers(t), 30, f"the {path} path to answer")
                 before = haproxy_usage(lb)
                 result = storm_once(targets[path], seconds, processes, concurrency)
@@ -64,7 +64,7 @@ def storm(lb: str, media: str, quick: bool) -> dict:
                 samples[path].append(result)
                 time.sleep(1)
     finally:
-        lbctl(lb, "protocol-check", "on")
+        lbctl(lb, "variant", "restore")
     rates = {path: [s["per_second"] for s in runs] for path, runs in samples.items()}
     pairs = zip(rates["check"], rates["nocheck"], strict=True)
     out = {
