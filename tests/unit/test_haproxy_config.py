@@ -202,6 +202,9 @@ def test_health_endpoint_counts_servers_up():
     assert "bind *:8000" in health
     assert "http-request return status 200" in health and "nbsrv(rtmp_media) ge 2" in health
     assert "http-request return status 503" in health
+    assert "be_conn_free(rtmp_media) ge 1" in health  # a full balancer answers 503 too
+    servers_only = _section(render(FLEET, haproxy_health_min_free_slots=0), "frontend rtmp_health")
+    assert "be_conn_free" not in servers_only and "nbsrv(rtmp_media) ge 1" in servers_only
 
 
 def test_management_listener_localhost_with_optional_auth():
