@@ -34,6 +34,11 @@ LOCATIONS = {
         "path",
         "Where the servers' runtime state (drain, maintenance, weights) is saved across reloads.",
     ),
+    "drained_file": (
+        "/etc/haproxy/balancer-drained.acl",
+        "path",
+        "Holds the word 'drained' while the balancer is drained on purpose (its health endpoint answers 503).",
+    ),
     "lock_path": (
         "/run/rtmpedge-reconcile.lock",
         "path",

@@ -24,6 +24,9 @@ def render(media_servers: dict[str, dict], **overrides) -> str:
     backend = rtmp_backend_config(list(media_servers), media_servers)
     assert not backend["problems"], backend["problems"]
     frontend = variables["haproxy_frontend_maxconn"] or backend["derived_maxconn"]
+    # The balancer's own name and the inventory's groups (peers read them).
+    variables.setdefault("inventory_hostname", "balancer1")
+    variables.setdefault("groups", {})
     variables.update(
         ansible_facts={"ansible_local": {}, "distribution_major_version": debian},
         _haproxy_backend_config=backend,
@@ -41,11 +44,11 @@ def haproxy_check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.C
 
 
 def with_local_lists(config: str, where: Path) -> str:
-    """The config reading its publisher lists from `where`, with empty lists there.
+    """The config reading its publisher lists and drained flag from `where`, with empty files there.
 
-    The role writes /etc/haproxy/publishers-*.acl before it validates; tests write theirs here.
+    The role writes them in /etc/haproxy before it validates; tests write theirs here.
     """
-    for name in ("publishers-allow.acl", "publishers-deny.acl"):
+    for name in ("publishers-allow.acl", "publishers-deny.acl", "balancer-drained.acl"):
         (where / name).touch()
         config = config.replace(f"/etc/haproxy/{name}", str(where / name))
     return config

@@ -193,7 +193,7 @@ def test_stickiness_on_source_ip():
     backend = _section(
         render(FLEET, haproxy_stickiness_enabled=True, haproxy_stickiness_expire="2h"), "backend rtmp_media"
     )
-    assert "stick-table type ip size 1m expire 2h" in backend
+    assert "stick-table type ipv6 size 1m expire 2h srvkey name" in backend
     assert "stick on src" in backend
 
 

@@ -118,3 +118,19 @@ def test_too_few_servers_up_still_answers_503_first(balancer):
     _rtmp, health, media = balancer([1, 1], haproxy_health_min_servers=3)
     assert _health(health) == (503, "2 media servers up, 3 needed\n")
     assert all(not m.peers for m in media)
+
+
+def test_a_balancer_drained_on_purpose_answers_503_until_undrained(balancer, tmp_path):
+    """The drain playbook's flag: the file for new workers, the runtime API for the running one."""
+    flag = tmp_path / "balancer-drained.acl"
+    _rtmp, health, _media = balancer([1, 1])
+    admin = str(tmp_path / "admin-0.sock")
+    assert _health(health)[0] == 200
+    assert send_command(admin, f"add acl {flag} drained").strip() == ""
+    assert _health(health) == (503, "balancer drained on purpose\n")
+    assert send_command(admin, f"clear acl {flag}").strip() == ""
+    assert _health(health)[0] == 200
+    # A worker started while the flag file says so (a reload or restart mid-drain) stays out.
+    flag.write_text("drained\n")
+    _rtmp, health, _media = balancer([1, 1])
+    assert _health(health) == (503, "balancer drained on purpose\n")

@@ -31,6 +31,7 @@ def test_the_haproxy_role_lays_a_balancer_out_as_the_code_expects():
         "master_socket": variables["_haproxy_master_socket"],
         "backend": variables["_haproxy_backend"],
         "lock_path": variables["_haproxy_lock_path"],
+        "drained_file": variables["_haproxy_drained_file"],
     }
     assert role == {name: default for name, (default, _kind, _doc) in LOCATIONS.items()}
     assert variables["_haproxy_fact_file"] == FACT_PATH
