@@ -266,12 +266,15 @@ def apply_config(
     allow_shrink: bool = False,
     check_mode: bool = False,
     trust_current: bool = False,
+    *,
+    force_reload: bool = False,
 ) -> dict:
     """Make HAProxy run `candidate` (the full haproxy.cfg text): at runtime when only servers
     changed, else by a verified reload. The file is replaced only once the candidate is
     valid, and the last good configuration stays in `last_good_path`. Without one, the
     file on disk counts as running only with `trust_current` (the reconcile job, which
-    writes nothing else); otherwise HAProxy is reloaded to be sure.
+    writes nothing else); otherwise HAProxy is reloaded to be sure. `force_reload` reloads
+    even an unchanged file (after a package upgrade: the master re-executes the new binary).
 
     Returns {'changed', 'reloaded', 'changes' (kind -> servers), 'lingering' (server ->
     sessions), 'warnings', 'reason'}. Raises SyncError or ReloadError; then the running
@@ -291,7 +294,7 @@ def apply_config(
         raise
 
     result = {"changed": False, "reloaded": False, "changes": {}, "lingering": {}, "warnings": [], "reason": ""}
-    structural = _structural(baseline, candidate, settings.backend)
+    structural = force_reload or _structural(baseline, candidate, settings.backend)
     changes: list[Change] = []
     if not structural:
         changes, result["lingering"] = _runtime_plan(settings, new, old)
@@ -320,7 +323,11 @@ def apply_config(
 
     if structural:
         result["reason"] = result["reason"] or (
-            "no last good configuration" if baseline is None else "structural change"
+            "reload requested"
+            if force_reload
+            else "no last good configuration"
+            if baseline is None
+            else "structural change"
         )
         outcome = _reload_or_restore(settings, baseline)
         result["reloaded"] = True

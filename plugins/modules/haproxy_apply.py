@@ -30,6 +30,14 @@ options:
       - HAProxy was (re)started with this file in the same run. Only records it as the last good one.
     type: bool
     default: false
+  reload:
+    description:
+      - Reload even when the file did not change. After a package upgrade this runs the new binary without a
+        restart - the master re-executes itself and the old workers keep their streams - and the reload is
+        verified like any other.
+    type: bool
+    default: false
+    version_added: 0.2.0
   service:
     description: The systemd unit of HAProxy.
     type: str
@@ -67,6 +75,10 @@ EXAMPLES = r"""
 - name: Record the configuration a fresh start just loaded
   rtmpedge.balancer.haproxy_apply:
     loaded: true
+
+- name: Run the HAProxy binary a package upgrade installed, keeping every stream
+  rtmpedge.balancer.haproxy_apply:
+    reload: true
 """
 
 RETURN = r"""
@@ -121,6 +133,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "loaded": {"type": "bool", "default": False},
+            "reload": {"type": "bool", "default": False},
             "service": {"type": "str", "default": "haproxy"},
             "allow_empty": {"type": "bool", "default": False},
             "max_shrink": {"type": "float", "default": 0.5},
@@ -149,7 +162,7 @@ def main():
         with open(p["config_path"]) as handle:
             candidate = handle.read()
         with locked(settings.lock_path, settings.lock_wait):
-            result = apply_config(candidate, settings, check_mode=module.check_mode)
+            result = apply_config(candidate, settings, check_mode=module.check_mode, force_reload=p["reload"])
     except OSError as e:
         module.fail_json(msg=f"cannot read {p['config_path']}: {e}")
     except SyncError as e:

@@ -207,6 +207,21 @@ def test_no_change_changes_nothing(balancer):
     assert not result["changed"] and not result["reloaded"] and result["changes"] == {}
 
 
+def test_a_requested_reload_of_an_unchanged_file_starts_a_new_worker(balancer):
+    """After a package upgrade: a verified reload runs the new binary; the stream stays on the old worker."""
+    settings = balancer["settings"]
+    client = _connect(balancer)
+    _wait(lambda: any(m.peers for m in balancer["media"]), what="a session")
+    old = _worker(settings)
+    current = Path(settings.config_path).read_text()
+    result = apply_config(current, settings, trust_current=True, force_reload=True)
+    assert result["reloaded"] and result["reason"] == "reload requested" and result["changes"] == {}
+    assert result["worker_pid"] != old and old in result["old_workers"]
+    assert Path(settings.config_path).read_text() == current
+    client.sendall(b"still here")
+    client.close()
+
+
 @pytest.mark.parametrize(
     ("indexes", "cause"),
     [([], "no media servers"), ([0], "would shrink from 3 to 1")],
