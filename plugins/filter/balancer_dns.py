@@ -29,7 +29,7 @@ def _weight(value) -> int | None:
     return int(text) if text.isdigit() and int(text) <= MAX_WEIGHT else None
 
 
-def _plan(balancers, hostvars, default_weight) -> tuple[list[dict], list[str]]:
+def _plan(balancers, hostvars, default_weight, drained) -> tuple[list[dict], list[str]]:
     records, problems = [], []
     for name in balancers:
         host = hostvars[name]
@@ -49,6 +49,8 @@ def _plan(balancers, hostvars, default_weight) -> tuple[list[dict], list[str]]:
             )
         if ipv4 is None or weight is None or (ipv6_given and ipv6 is None):
             continue
+        if name in drained:
+            weight = 0
         records.append({"name": name, "identifier": name, "type": "A", "value": ipv4, "weight": weight})
         if ipv6:
             records.append(
@@ -85,15 +87,16 @@ def _restorable(record: dict) -> dict:
     return out
 
 
-def balancer_dns_changes(balancers, hostvars, zone_records, record, default_weight=100):
+def balancer_dns_changes(balancers, hostvars, zone_records, record, default_weight=100, drained=()):  # noqa: PLR0917
     """What to keep, remove and put back so that `record` has one weighted A (and AAAA) per balancer.
 
     A DELETE of a record with a SetIdentifier can take every record sharing that identifier
     along (moto does; the records of other names and types must survive it), so the records
-    that share an identifier with a removed one come back as `restore`.
+    that share an identifier with a removed one come back as `restore`. Balancers named in
+    `drained` get weight 0 whatever their host vars say.
     """
     fqdn = _fqdn(record)
-    wanted, problems = _plan(list(balancers or []), hostvars, default_weight)
+    wanted, problems = _plan(list(balancers or []), hostvars, default_weight, set(drained or ()))
     total = sum(r["weight"] for r in wanted if r["type"] == "A")  # one A record per balancer
     if not problems and total == 0:
         problems.append(

@@ -30,7 +30,7 @@ def dns(moto_url, tmp_path):
     zone = f"z{next(_zones)}.rtmp.test"
     zone_id = route53.create_hosted_zone(Name=zone + ".", CallerReference=zone)["HostedZone"]["Id"]
 
-    def run(balancers: dict[str, dict]) -> subprocess.CompletedProcess:
+    def run(balancers: dict[str, dict], *extra: str) -> subprocess.CompletedProcess:
         inventory = tmp_path / "hosts.yml"
         inventory.write_text(
             yaml.safe_dump(
@@ -43,6 +43,7 @@ def dns(moto_url, tmp_path):
                 *("-e", f"ansible_python_interpreter={sys.executable}"),
                 *("-e", f"balancer_dns_record=ingest.{zone}", "-e", f"balancer_dns_zone={zone}"),
                 *("-e", f"balancer_dns_aws_endpoint_url={moto_url}"),
+                *extra,
             ],
             cwd=REPO,
             env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), **AWS_ENV},
@@ -108,6 +109,17 @@ def test_draining_one_balancer_sets_its_weight_to_zero_only(dns):
     after = dns["records"]()
     assert _weights(after) == {**_weights(before), ("lb2", "A"): 0}
     assert _changed(_ok(dns["run"](drained))) == 0
+
+
+def test_the_drain_playbook_s_drained_list_overrides_host_weights_until_a_run_without_it(dns):
+    _ok(dns["run"](THREE))
+    before = _weights(dns["records"]())
+    _ok(dns["run"](THREE, "-e", '{"balancer_dns_drained": ["lb1"]}'))
+    assert _weights(dns["records"]()) == {**before, ("lb1", "A"): 0, ("lb1/ipv6", "AAAA"): 0}
+    refused = dns["run"](THREE, "-e", '{"balancer_dns_drained": ["lb1", "lb2", "lb3"]}')
+    assert refused.returncode != 0 and "add up to 0" in refused.stdout
+    _ok(dns["run"](THREE))
+    assert _weights(dns["records"]()) == before
 
 
 def test_a_balancer_that_left_loses_its_records_and_check_and_nothing_else(dns):

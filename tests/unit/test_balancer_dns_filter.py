@@ -70,3 +70,15 @@ def test_bad_values_and_a_zero_total_are_problems():
     assert len(problems) == 3 and "balancer a:" in problems[0] and "'-1'" in problems[2]
     zero = {"a": {"balancer_dns_ipv4": "192.0.2.1", "balancer_dns_weight": 0}}
     assert "add up to 0" in balancer_dns_changes(["a"], zero, [], NAME)["problems"][0]
+
+
+def test_a_drained_balancer_gets_weight_zero_and_draining_the_last_one_is_refused():
+    hosts = {
+        "lb1": {"balancer_dns_ipv4": "192.0.2.1", "balancer_dns_ipv6": "2001:db8::1"},
+        "lb2": {"ansible_host": "192.0.2.2"},
+    }
+    out = balancer_dns_changes(["lb1", "lb2"], hosts, [], NAME, 100, ["lb1"])
+    assert [(r["identifier"], r["weight"]) for r in out["records"]] == [("lb1", 0), ("lb1/ipv6", 0), ("lb2", 100)]
+    assert out["problems"] == [] and out["total_weight"] == 100
+    both = balancer_dns_changes(["lb1", "lb2"], hosts, [], NAME, 100, ["lb1", "lb2"])
+    assert "add up to 0" in both["problems"][0]
