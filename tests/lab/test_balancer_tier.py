@@ -30,7 +30,8 @@ from harness.containers import dexec
 LB1, LB2 = "rtmpedge-lb1", "rtmpedge-lb2"
 MEDIA = [lab.media_name(i) for i in (1, 2, 3)]
 ADMIN = "/run/haproxy/admin.sock"
-TIMER = "rtmpedge-reconcile.timer"
+LOCK = "/run/rtmpedge-reconcile.lock"  # the haproxy role's apply lock (module_utils/haproxy_settings.py)
+HOLD = "rtmpedge-test-hold-lock"
 
 
 _ADMIN_CLIENT = """
@@ -67,22 +68,22 @@ def _ok(result: subprocess.CompletedProcess) -> str:
 
 @contextlib.contextmanager
 def _reconcile_paused(*balancers: str):
-    """Runtime states the test sets must not be put back by the reconcile job meanwhile."""
+    """Hold the apply lock on the balancers: the reconcile job (cron, every minute) waits, then skips its run.
+
+    Runtime states the test sets are not the job's business anyway; this keeps the test independent of that.
+    """
     for lb in balancers:
-        dexec(lb, f"systemctl stop {TIMER}")
-        # A run in progress finishes under the lock; wait for it.
+        dexec(lb, f"systemd-run --unit {HOLD} flock {LOCK} sleep infinity")
         wait_for(
-            lambda lb=lb: (
-                dexec(lb, "systemctl is-active --quiet rtmpedge-reconcile.service", check=False).returncode != 0
-            ),
+            lambda lb=lb: dexec(lb, f"flock -n {LOCK} true", check=False).returncode != 0,
             120,
-            f"the reconcile job on {lb} to finish",
+            f"the test holding the apply lock on {lb}",
         )
     try:
         yield
     finally:
         for lb in balancers:
-            dexec(lb, f"systemctl start {TIMER}")
+            dexec(lb, f"systemctl stop {HOLD}", check=False)
 
 
 def _stream_on(client, key: str) -> str:
