@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import threading
+from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 from conftest import (
@@ -26,6 +29,8 @@ from conftest import (
     wait_for,
 )
 from harness.containers import dexec
+from harness.loopback import free_port
+from harness.wait import wait_until
 
 LB1, LB2 = "rtmpedge-lb1", "rtmpedge-lb2"
 MEDIA = [lab.media_name(i) for i in (1, 2, 3)]
@@ -55,8 +60,9 @@ def _health_body(client, lb: str) -> tuple[int, str]:
     return lab.http_get(client, lb, 8000, "/")
 
 
-def _playbook(playbook: str, *extra: str) -> subprocess.CompletedProcess:
+def _playbook(playbook: str, *extra: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false"}
+    env.update(env_extra or {})
     argv = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/lab", playbook, *extra]
     return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
 
@@ -272,3 +278,103 @@ def test_a_rolling_package_upgrade_of_both_balancers_cuts_no_stream(docker_clien
     assert all(e["state"] == "stopped" for e in ended.values()), {
         k: e for k, e in ended.items() if e["state"] != "stopped"
     }
+
+
+def test_a_forced_restart_waits_for_the_drained_balancer_s_streams(docker_client):
+    """balancer_rolling with a restart: a stream that outlasts the deadline stops the roll before any restart."""
+    roll = ("playbooks/balancer_rolling.yml", "--limit", LB1, "-e", "balancer_rolling_restart=true")
+    roll += ("-e", "balancer_rolling_upgrade=false", "-e", "balancer_rolling_probe=false")
+    roll += ("-e", "balancer_drain_dns_wait=0", "-e", "balancer_drain_poll_interval=1")
+    master = dexec(LB1, "systemctl show -p MainPID --value haproxy").stdout.strip()
+    publish(docker_client, LB1, "outlasts")
+    server = _stream_on(docker_client, "outlasts")
+    try:
+        refused = _playbook(*roll, "-e", "balancer_drain_timeout=4")
+        assert refused.returncode != 0 and f"(by media server: {server}: 1)" in refused.stdout, refused.stdout[-3000:]
+        assert dexec(LB1, "systemctl show -p MainPID --value haproxy").stdout.strip() == master, "restarted anyway"
+        assert publisher_state(docker_client, "outlasts") == "running", "the stream was cut"
+        ended = stop_publishers(docker_client, "outlasts")["outlasts"]
+        assert ended["state"] == "stopped", ended
+        _ok(_playbook(*roll, "-e", "balancer_drain_timeout=60"))
+        assert dexec(LB1, "systemctl show -p MainPID --value haproxy").stdout.strip() != master, "no restart"
+        assert health(docker_client, LB1) == 200, "lb1 was not put back"
+    finally:
+        stop_publishers(docker_client, "outlasts")
+        _playbook("playbooks/drain_balancer.yml", "-e", f"balancer={LB1}", "-e", "balancer_drain_state=active")
+
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
+
+
+@pytest.fixture
+def route53(tmp_path):
+    """A moto server on loopback as Route 53, a hosted zone, and the lab balancers' records in it."""
+    port = free_port()
+    moto = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    api = boto3.client(
+        "route53",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    try:
+        wait_until(lambda: api.list_hosted_zones() is not None, 30, "the moto server", retry_on=(Exception,))
+        zone_id = api.create_hosted_zone(Name="lab.rtmp.test.", CallerReference="lab")["HostedZone"]["Id"]
+        # Documentation addresses: moto checks nothing, and no health check traffic leaves the machine.
+        public = {LB1: {"balancer_dns_ipv4": "192.0.2.1"}, LB2: {"balancer_dns_ipv4": "192.0.2.2"}}
+        inventory = tmp_path / "dns.yml"
+        inventory.write_text(yaml.safe_dump({"balancers": {"hosts": public}}))
+        dns = (
+            "-i",
+            str(inventory),
+            "-e",
+            "balancer_dns_record=ingest.lab.rtmp.test",
+            "-e",
+            "balancer_dns_zone=lab.rtmp.test",
+        )
+        dns += ("-e", f"balancer_dns_aws_endpoint_url={url}")
+        _ok(_playbook("playbooks/balancer_dns.yml", *dns, env_extra=AWS_ENV))
+
+        def weights() -> dict[str, int]:
+            listed = api.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+            return {r["SetIdentifier"]: r["Weight"] for r in listed if "SetIdentifier" in r}
+
+        yield dns, weights
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_draining_with_route53_sets_weight_zero_and_refuses_to_drain_the_last_one(docker_client, route53):
+    dns, weights = route53
+    drain = (
+        "playbooks/drain_balancer.yml",
+        *dns,
+        "-e",
+        "balancer_drain_route53=true",
+        "-e",
+        "balancer_drain_dns_wait=0",
+    )
+    assert weights() == {LB1: 100, LB2: 100}
+    try:
+        _ok(_playbook(*drain, "-e", f"balancer={LB1}", env_extra=AWS_ENV))
+        assert weights() == {LB1: 0, LB2: 100}
+        assert _health_body(docker_client, LB1) == (503, "balancer drained on purpose\n")
+        _ok(_playbook("playbooks/balancer_dns.yml", *dns, env_extra=AWS_ENV))
+        assert weights() == {LB1: 0, LB2: 100}, "a plain balancer_dns run put the drained balancer back"
+        last = _playbook(*drain, "-e", f"balancer={LB2}", env_extra=AWS_ENV)
+        assert last.returncode != 0 and "add up to 0" in last.stdout, last.stdout[-3000:]
+        assert weights() == {LB1: 0, LB2: 100} and health(docker_client, LB2) == 200, (
+            "a refused drain changed something"
+        )
+        _ok(_playbook(*drain, "-e", f"balancer={LB1}", "-e", "balancer_drain_state=active", env_extra=AWS_ENV))
+        assert weights() == {LB1: 100, LB2: 100}
+        assert health(docker_client, LB1) == 200
+    finally:
+        for lb in (LB1, LB2):
+            _playbook("playbooks/drain_balancer.yml", "-e", f"balancer={lb}", "-e", "balancer_drain_state=active")
