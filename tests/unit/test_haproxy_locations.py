@@ -42,6 +42,10 @@ def test_the_reconcile_role_reads_the_fact_the_haproxy_role_writes():
     assert _yaml("roles/reconcile/vars/main.yml")["_reconcile_haproxy_fact"] == FACT_PATH
 
 
+def test_the_balancer_dns_role_reads_the_drained_flag_where_the_haproxy_role_keeps_it():
+    assert _yaml("roles/balancer_dns/vars/main.yml")["_balancer_dns_drained_file"] == LOCATIONS["drained_file"][0]
+
+
 def test_module_options_and_their_documentation_come_from_the_table():
     spec = argument_spec()
     assert set(spec) == set(RUNTIME_OPTIONS)
