@@ -118,10 +118,11 @@ def render(f: Fleet, runs: int, env: dict) -> dict:
     """The role's preflight, template and validation vs the same play templating a static file."""
     output, floor_output = f.where / "haproxy.cfg", f.where / "floor.cfg"
     lists = []
-    for name in ("allow", "deny"):  # the config reads the publisher lists where the role would write them
-        path = f.where / f"publishers-{name}.acl"
+    # The config reads the publisher lists and the drained flag where the role would write them.
+    for var, name in (("publishers_allow", "allow"), ("publishers_deny", "deny"), ("drained", "drained")):
+        path = f.where / f"{name}.acl"
         path.touch()
-        lists += ["-e", f"_haproxy_publishers_{name}_file={path}"]
+        lists += ["-e", f"_haproxy_{var}_file={path}"]
 
     def server_lines(path: Path) -> int:
         return sum(1 for line in path.read_text().splitlines() if line.strip().startswith("server "))
