@@ -11,9 +11,7 @@ the haproxy_apply module (the haproxy role's handler) and the reconcile job.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import time
 from dataclasses import dataclass, field
 
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import (
@@ -53,25 +51,6 @@ class Change:
     server: str
     commands: list[tuple[str, str]] = field(default_factory=list)  # (command, expected answer)
     detail: str = ""
-
-
-@contextlib.contextmanager
-def locked(path: str, wait: float):
-    """Hold an exclusive lock; raise SyncError when another run keeps it longer than `wait` seconds."""
-    handle = open(path, "a")  # noqa: SIM115 - closed in finally
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as e:
-                if time.monotonic() >= deadline:
-                    raise SyncError(f"another reconcile run holds {path}; gave up after {wait:g}s") from e
-                time.sleep(0.1)
-        yield
-    finally:
-        handle.close()
 
 
 def check_guards(desired: dict, previous: dict, settings: Settings, allow_shrink: bool = False) -> None:

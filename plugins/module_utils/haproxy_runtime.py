@@ -140,38 +140,47 @@ def admin_state(bits: int) -> str:
     return "ready"
 
 
-def parse_servers_state(text: str, backend: str) -> dict[str, dict]:
-    """Parse `show servers state` (format 1): {server name: {address, fqdn, port, state, weight, admin}}."""
+def servers_state_rows(text: str, backend: str):
+    """The rows of `show servers state` (format 1) for one backend, as
+    (name, address, fqdn, port, weight, admin bits) with port and weight as HAProxy wrote them.
+
+    Columns by position, found once from the header, and each row split only as far as the
+    last of them: a big backend has tens of thousands of rows of about twenty columns.
+    """
     lines = text.splitlines()
     if not lines or lines[0].strip() != "1":
         raise RuntimeAPIError(f"unexpected answer to 'show servers state': {text[:200]!r}")
-    # Columns by position, found once from the header: a big backend has tens of thousands of rows.
-    servers: dict[str, dict] = {}
-    columns = 0
+    columns, last = None, 0
     for line in lines[1:]:
         if line.startswith("#"):
             at = {name: i for i, name in enumerate(line.lstrip("# ").split())}
-            columns = len(at)
-            be, name, addr, port, weight, admin = (
-                at[c] for c in ("be_name", "srv_name", "srv_addr", "srv_port", "srv_uweight", "srv_admin_state")
-            )
-            fqdn_at = at.get("srv_fqdn")
+            columns = [at[c] for c in ("be_name", "srv_name", "srv_addr", "srv_port", "srv_uweight", "srv_admin_state")]
+            be, name, addr, port, weight, admin = columns
+            fqdn_at = at.get("srv_fqdn", -1)
+            last = max(*columns, fqdn_at)
             continue
-        fields = line.split()
-        if not columns or len(fields) < columns or fields[be] != backend:
+        fields = line.split(None, last + 1) if columns else ()
+        if len(fields) <= last or fields[be] != backend:
             continue
-        bits = int(fields[admin])
         # A server given by name: its address is '-' until resolved, its name in srv_fqdn.
-        fqdn = fields[fqdn_at] if fqdn_at is not None else "-"
-        servers[fields[name]] = {
-            "address": fields[addr] if fields[addr] != "-" else fqdn,
-            "fqdn": "" if fqdn == "-" else fqdn,
-            "port": int(fields[port]),
-            "weight": int(fields[weight]),
+        fqdn = fields[fqdn_at] if fqdn_at >= 0 else "-"
+        address = fields[addr] if fields[addr] != "-" else fqdn
+        yield fields[name], address, "" if fqdn == "-" else fqdn, fields[port], fields[weight], int(fields[admin])
+
+
+def parse_servers_state(text: str, backend: str) -> dict[str, dict]:
+    """Parse `show servers state` (format 1): {server name: {address, fqdn, port, state, weight, admin}}."""
+    return {
+        name: {
+            "address": address,
+            "fqdn": fqdn,
+            "port": int(port),
+            "weight": int(weight),
             "state": admin_state(bits),
             "admin": bits,
         }
-    return servers
+        for name, address, fqdn, port, weight, bits in servers_state_rows(text, backend)
+    }
 
 
 _STAT_COLUMNS = ("pxname", "svname", "scur", "slim", "status")

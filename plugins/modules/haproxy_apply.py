@@ -115,11 +115,8 @@ old_workers:
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
-    SyncError,
-    apply_config,
-    locked,
-)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.apply_lock import LockBusy, locked
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import SyncError, apply_config
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_service import ReloadError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import (
     LOCK_WAIT,
@@ -165,7 +162,7 @@ def main():
             result = apply_config(candidate, settings, check_mode=module.check_mode, force_reload=p["reload"])
     except OSError as e:
         module.fail_json(msg=f"cannot read {p['config_path']}: {e}")
-    except SyncError as e:
+    except (SyncError, LockBusy) as e:
         module.fail_json(msg=f"{e}; HAProxy keeps running its last good configuration")
     except ReloadError as e:
         module.fail_json(msg=str(e), alerts=e.alerts)

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.apply_lock import LockBusy, locked
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (
     SyncError,
     already_running,
     apply_config,
-    locked,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import replace_servers
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
@@ -289,7 +289,7 @@ def test_a_reload_that_fails_puts_the_last_good_file_back(balancer):
 
 def test_two_runs_never_overlap(tmp_path):
     path = str(tmp_path / "lock")
-    with locked(path, 1), pytest.raises(SyncError, match="another reconcile run holds"), locked(path, 0.3):
+    with locked(path, 1), pytest.raises(LockBusy, match="another reconcile run holds"), locked(path, 0.3):
         pass
     with locked(path, 0.3):
         pass  # free again
