@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
+from ansible import constants as C
 from ansible.errors import AnsibleFilterError
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_config import server_line
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import (
@@ -18,18 +20,38 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server imp
 _CONTRACT_VARS = (*HOST_VARS.values(), "ansible_host")
 
 
-def _contract_view(hostvars, host: str) -> Mapping:
-    """The contract's variables of one host.
+@contextlib.contextmanager
+def _facts_not_injected():
+    """Reading a host's variables cleans its facts for injection as top-level variables, even
+    when it has none: ansible-core then globs every connection plugin, per host, most of the
+    cost of reading ten thousand hosts. For a host without facts the injected part is empty
+    either way, so reading such hosts with injection off gives the same variables."""
+    injected = C.INJECT_FACTS_AS_VARS
+    C.INJECT_FACTS_AS_VARS = False
+    try:
+        yield
+    finally:
+        C.INJECT_FACTS_AS_VARS = injected
+
+
+def _has_facts(hostvars, host: str) -> bool:
+    cache = getattr(getattr(hostvars, "_variable_manager", None), "_fact_cache", None)
+    if cache is None:
+        return True  # cannot tell: read it the ordinary way
+    try:
+        return bool(cache.get(host))
+    except KeyError:
+        return False
+
+
+def _contract_view(hostvars, host: str, raw: object) -> Mapping:
+    """The contract's variables of one host from its raw variables.
 
     `hostvars[host]` builds a templating engine per host and templates every value read;
     raw values need neither unless they hold template syntax, so only those (and values
     that are not plain scalars) are read through it. Same values, a fraction of the cost
     for a big fleet.
     """
-    raw_get = getattr(hostvars, "raw_get", None)
-    if raw_get is None:  # a plain mapping of host vars
-        return hostvars.get(host, {})
-    raw = raw_get(host)
     if not isinstance(raw, Mapping):
         return {}
     view = {}
@@ -43,6 +65,17 @@ def _contract_view(hostvars, host: str) -> Mapping:
     return view
 
 
+def _contract_views(hostvars, hosts: list[str]) -> dict[str, Mapping]:
+    raw_get = getattr(hostvars, "raw_get", None)
+    if raw_get is None:  # a plain mapping of host vars
+        return {h: hostvars.get(h, {}) for h in hosts}
+    without_facts = [h for h in hosts if not _has_facts(hostvars, h)]
+    with _facts_not_injected():
+        raw = {h: raw_get(h) for h in without_facts}
+    raw.update({h: raw_get(h) for h in hosts if h not in raw})
+    return {h: _contract_view(hostvars, h, raw[h]) for h in hosts}
+
+
 def rtmp_backend_plan(hosts, hostvars):
     """{'servers': [...], 'problems': [...]} for the given hosts."""
     if hosts is None:
@@ -51,7 +84,8 @@ def rtmp_backend_plan(hosts, hostvars):
         raise AnsibleFilterError(f"rtmp_backend_plan expects a list of hosts, got the string {hosts!r}")
     try:
         hosts = list(hosts)
-        return backend_plan(hosts, {str(h): _contract_view(hostvars, str(h)) for h in hosts})
+        names = [str(h) for h in hosts]
+        return backend_plan(names, _contract_views(hostvars, names))
     except (TypeError, AttributeError) as e:
         raise AnsibleFilterError(f"rtmp_backend_plan: cannot read the media servers' variables: {e}") from e
 
