@@ -212,6 +212,18 @@ def _versions(lb: str, suite: str) -> dict[str, str]:
     return {"installed": installed, "base": base}
 
 
+def _security_archive() -> str:
+    """The machine's own Debian security archive (never a host written into the repo)."""
+    found = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/debian_mirror.py"), "--security"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    return found.stdout.strip()
+
+
 def _suite(lb: str) -> str:
     return dexec(lb, ". /etc/os-release && echo $VERSION_CODENAME").stdout.strip()
 
@@ -222,7 +234,7 @@ def older_haproxy(docker_client):
     base = {}
     for lb in (LB1, LB2):
         suite = _suite(lb)
-        source = f"deb http://deb.debian.org/debian-security {suite}-security main"
+        source = f"deb {_security_archive()} {suite}-security main"
         dexec(lb, f"echo '{source}' > /etc/apt/sources.list.d/security.list")
         dexec(lb, "apt-get update -qq")
         versions = _versions(lb, suite)

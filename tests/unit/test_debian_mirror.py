@@ -47,6 +47,11 @@ def test_one_line_format_skips_third_party_and_options():
     assert debian_mirror._from_one_line(ONE_LINE) == ["http://mirror.example.net/debian"]
 
 
+def test_the_security_archive_is_found_on_request_in_both_formats():
+    assert debian_mirror._from_deb822(DEB822, security=True) == ["http://security.example.org/debian-security"]
+    assert debian_mirror._from_one_line(ONE_LINE, security=True) == ["http://mirror.example.net/debian-security"]
+
+
 @pytest.mark.parametrize("text", ["", "Types: deb\nURIs: cdrom:/media\nSuites: bookworm\n"])
 def test_nothing_usable_gives_nothing(text):
     assert debian_mirror._from_deb822(text) == []
