@@ -42,6 +42,13 @@ def test_the_reconcile_role_reads_the_fact_the_haproxy_role_writes():
     assert _yaml("roles/reconcile/vars/main.yml")["_reconcile_haproxy_fact"] == FACT_PATH
 
 
+def test_the_reconcile_job_and_the_metrics_service_run_the_same_installed_code():
+    haproxy_dir = _yaml("roles/haproxy/vars/main.yml")["_haproxy_code_dir"]
+    assert _yaml("roles/reconcile/vars/main.yml")["_reconcile_lib_dir"] == haproxy_dir
+    module = (ROOT / "plugins/modules/runtime_code.py").read_text()
+    assert f"default: {haproxy_dir}" in module and f'"default": "{haproxy_dir}"' in module
+
+
 def test_the_balancer_dns_role_reads_the_drained_flag_where_the_haproxy_role_keeps_it():
     assert _yaml("roles/balancer_dns/vars/main.yml")["_balancer_dns_drained_file"] == LOCATIONS["drained_file"][0]
 

@@ -62,6 +62,22 @@ def test_stats_and_metrics_on_the_management_bind(host):
     assert "haproxy_process_" in body
 
 
+def test_the_balancer_s_own_metrics_through_the_management_bind(host):
+    service = host.service("rtmpedge-metrics")
+    assert service.is_enabled and service.is_running
+    assert host.socket("tcp://127.0.0.1:8405").is_listening
+    assert not host.socket("tcp://0.0.0.0:8405").is_listening
+    status, body = _http_status(host, "http://127.0.0.1:8404/rtmpedge/metrics")
+    assert status == 200
+    metrics = dict(line.rsplit(" ", 1) for line in body.splitlines() if line and not line.startswith("#"))
+    assert metrics["rtmpedge_haproxy_master_up"] == "1", body
+    assert metrics["rtmpedge_haproxy_workers"] == "1", body
+    assert metrics["rtmpedge_haproxy_config_stale"] == "0", body
+    # No media servers here: the health endpoint says 503, and not because of a drain.
+    assert metrics['rtmpedge_health_up{proxy="rtmp_media"}'] == "0", body
+    assert metrics['rtmpedge_health_drained{proxy="rtmp_media"}'] == "0", body
+
+
 def test_admin_socket_is_not_world_accessible(host):
     socket_file = host.file("/run/haproxy/admin.sock")
     assert socket_file.is_socket
