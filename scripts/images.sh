@@ -15,7 +15,7 @@ root=$(dirname "$here")
 REPO=rtmpedge
 SUITES=${RTMPEDGE_SUITES:-"bookworm trixie"}
 PEER_SUITE=bookworm
-PEERS="media-nginx-rtmp publisher-ffmpeg"
+PEERS="media-nginx-rtmp publisher-ffmpeg prometheus"
 BASE_PACKAGES=python3,python3-apt,systemd,systemd-sysv,iproute2,procps,ca-certificates,sudo
 # Units that cannot work, or only get in the way, inside a container.
 MASKED_UNITS="getty.target console-getty.service systemd-firstboot.service systemd-remount-fs.service systemd-udevd.service"

@@ -20,6 +20,7 @@ import sys
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -34,8 +35,10 @@ from harness import nginx_stat  # noqa: E402 - the harness's stat-page reader
 PUBLIC, MEDIA = "rtmpedge-public", "rtmpedge-media"
 BALANCERS = {"rtmpedge-lb1": "rtmpedge/debian-systemd:bookworm", "rtmpedge-lb2": "rtmpedge/debian-systemd:trixie"}
 CLIENT = "rtmpedge-client"
+PROMETHEUS = "rtmpedge-prometheus"
 MEDIA_IMAGE = "rtmpedge/media-nginx-rtmp:bookworm"
 CLIENT_IMAGE = "rtmpedge/publisher-ffmpeg:bookworm"
+PROMETHEUS_IMAGE = "rtmpedge/prometheus:bookworm"
 LAB_LABEL = "rtmpedge.lab"
 MEDIA_LABEL = "rtmpedge.role"
 # The test publisher (streams until stopped, then says whether it was cut), copied into the client.
@@ -132,10 +135,17 @@ def wait_for_stat(client, names: list[str], seconds: float = 60) -> None:
                 time.sleep(0.5)
 
 
+def monitoring_enabled() -> bool:
+    """The lab's Prometheus (docs/monitoring.md) runs unless LAB_MONITORING=0."""
+    return os.environ.get("LAB_MONITORING", "1") not in ("0", "no", "false")
+
+
 def ansible_playbook(*args: str) -> None:
     """Every playbook run of the lab; RTMPEDGE_LAB_VARS names an extra-vars file to add (make bench)."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false"}
     extra = ["-e", "@" + os.environ["RTMPEDGE_LAB_VARS"]] if os.environ.get("RTMPEDGE_LAB_VARS") else []
+    if not monitoring_enabled() and "--limit" not in args:
+        extra += ["--limit", "all:!monitoring"]
     run(str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/lab", *extra, *args, env=env)
 
 
@@ -163,6 +173,16 @@ def http_get(client, lb: str, port: int, path: str, timeout: float = 5) -> tuple
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def prometheus_api(client, path: str, **parameters) -> dict:
+    """The lab Prometheus' HTTP API (api/v1/<path>): the answer's data."""
+    url = f"http://{address(client, PROMETHEUS, MEDIA)}:9090/api/v1/{path}?" + urllib.parse.urlencode(parameters)
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body = json.loads(response.read())
+    if body.get("status") != "success":
+        raise RuntimeError(f"Prometheus answered {path}: {body}")
+    return body["data"]
 
 
 def balancer_stats(client, lb: str) -> dict[tuple[str, str], dict]:
@@ -242,6 +262,8 @@ def up(args) -> int:
     count = max(3, len(media_containers(client)))
     names = create_media(client, count)
     ensure_container(client, CLIENT, CLIENT_IMAGE, [PUBLIC])
+    if monitoring_enabled():
+        ensure_container(client, PROMETHEUS, PROMETHEUS_IMAGE, [MEDIA])
     wait_for_stat(client, names)
     say("ansible-playbook site.yml -i inventories/lab (first time about 3 min; a re-run that changes nothing 1-2 min)")
     ansible_playbook("site.yml")
@@ -249,12 +271,18 @@ def up(args) -> int:
     lb1 = address(client, "rtmpedge-lb1", MEDIA)
     lb1_public = address(client, "rtmpedge-lb1", PUBLIC)
     media_ips = ", ".join(address(client, n, MEDIA) for n in names)
+    prometheus_line = (
+        f"http://{address(client, PROMETHEUS, MEDIA)}:9090/alerts   (Prometheus with the shipped rules)"
+        if monitoring_enabled()
+        else "LAB_MONITORING=0: no Prometheus in this lab"
+    )
     print(f"""Next:
   stats    http://{lb1}:8404/stats   (user lab, password lab; lb2: make lab-status shows its address)
   metrics  http://{lb1}:8404/metrics
   publish  ffmpeg -re -f lavfi -i testsrc -f lavfi -i sine -c:v libx264 -c:a aac -f flv rtmp://{lb1_public}:1935/live/mykey
            (OBS: server rtmp://{lb1_public}:1935/live, any stream key)
   watch    ffplay rtmp://<media server>:1935/live/mykey   (media servers: {media_ips})
+  alerts   {prometheus_line}
   fleet    make lab-scale N=5, then make lab-status
   remove   make lab-down
 """)

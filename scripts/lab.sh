@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The lab end to end, as a user runs it (the `lab` test stage): make lab, then
 # again (it must change nothing), scale up and down through the reconcile job
-# without a reload, the fault tests (tests/lab), and lab-down must leave no
+# without a reload, monitoring on the healthy lab, the fault tests (tests/lab), and lab-down must leave no
 # container or network behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ lab up
 out=$(mktemp -d)
 lab up | tee "$out/second"
 second=$(cat "$out/second")
-for host in rtmpedge-lb1 rtmpedge-lb2 rtmpedge-media1 rtmpedge-media2 rtmpedge-media3; do
+for host in rtmpedge-lb1 rtmpedge-lb2 rtmpedge-media1 rtmpedge-media2 rtmpedge-media3 rtmpedge-prometheus; do
   grep -Eq "^$host +: ok=[0-9]+ +changed=0 " <<<"$second" || fail "the second make lab changed $host"
 done
 
@@ -31,7 +31,10 @@ grep -q 'rtmpedge-media4 carries no stream on any balancer: safe to terminate' <
 [ "$(grep -c ': .*reload=no.*\[workers \([0-9 ]*\) -> \1\]' <<<"$down")" = 2 ] || fail "scaling down reloaded HAProxy"
 ! grep -q '^  rtmpedge-media4 ' <<<"$down" || fail "rtmpedge-media4 is still in a backend"
 
-python -m pytest -v -p no:cacheprovider tests/lab || fail "a fault test failed"
+# Monitoring first, on the healthy lab (no alert may fire there); then the fault tests,
+# some of which check that their alert fires.
+python -m pytest -v -p no:cacheprovider tests/lab/test_monitoring.py || fail "a monitoring test failed"
+python -m pytest -v -p no:cacheprovider --ignore tests/lab/test_monitoring.py tests/lab || fail "a fault test failed"
 
 lab down
 trap - EXIT

@@ -88,3 +88,19 @@ def stop_publishers(client, *keys: str) -> dict[str, dict]:
 
 def live_streams(client) -> dict[str, tuple[str, str]]:
     return lab.streams(client)
+
+
+def prometheus_api(client, path: str, **parameters) -> dict:
+    """The lab's Prometheus HTTP API (docs/monitoring.md): the answer's data."""
+    return lab.prometheus_api(client, path, **parameters)
+
+
+def prometheus_query(client, query: str) -> list[dict]:
+    """An instant query; the result vector."""
+    return prometheus_api(client, "query", query=query)["result"]
+
+
+def wait_for_alert(client, alert: str, instance: str, seconds: float = 90) -> float:
+    """Seconds until Prometheus shows `alert` firing for the balancer `instance`."""
+    query = f'ALERTS{{alertname="{alert}",alertstate="firing",instance="{instance}"}}'
+    return wait_for(lambda: prometheus_query(client, query), seconds, f"{alert} firing for {instance} in Prometheus")

@@ -24,6 +24,7 @@ from conftest import (
     stats,
     stop_publishers,
     wait_for,
+    wait_for_alert,
 )
 from harness.containers import dexec
 from harness.rtmp import handshake
@@ -102,6 +103,9 @@ def test_all_media_servers_down_fails_fast_and_health_says_503(docker_client, fi
         publish(docker_client, LB, "nobody-home")
         wait_for(lambda: publisher_state(docker_client, "nobody-home") != "running", 30, "ffmpeg to give up")
         assert publisher_state(docker_client, "nobody-home") == "cut", "a publish with no media server went on"
+        # The lab's rules fire RtmpedgeNoMediaServer after 4 s (inventories/lab/group_vars/monitoring.yml).
+        wait_for_alert(docker_client, "RtmpedgeNoMediaServer", LB)
+        figures["no_server_alert_after_s"] = round(time.monotonic() - stopped, 2)
     finally:
         for media in MEDIA:
             dexec(media, "systemctl start nginx")
@@ -208,3 +212,4 @@ def test_a_flood_from_one_source_is_limited_while_another_publishes(docker_clien
     assert live_streams(docker_client)["calm"][1] == client_ip
     ended = stop_publishers(docker_client, "calm")["calm"]
     assert ended["state"] == "stopped", f"the calm publisher was cut during the flood: {ended}"
+    figures["flood_alert_after_s"] = round(wait_for_alert(docker_client, "RtmpedgePublishersRefused", LB), 2)
