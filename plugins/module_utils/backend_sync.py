@@ -148,9 +148,9 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _servers(text: str, backend: str, what: str) -> dict:
+def _servers(text: str, backend: str, what: str, parsed: dict | None = None) -> dict:
     try:
-        return read_backend(text, backend)
+        return read_backend(text, backend, parsed)
     except (ConfigError, ValueError) as e:
         raise SyncError(f"{what}: {e}") from e
 
@@ -225,11 +225,12 @@ def already_running(settings: Settings, candidate: str, servers: list[dict]) -> 
     return True
 
 
-def _baseline_servers(baseline: str | None, candidate: str, new: dict, backend: str) -> dict:
-    """The servers of what runs; the candidate's own when the file did not change (parsed once)."""
+def _baseline_servers(baseline: str | None, candidate: str, new: dict, backend: str, parsed: dict) -> dict:
+    """The servers of what runs; the candidate's own when the file did not change, and the lines
+    it shares with the candidate read once (`parsed`)."""
     if baseline == candidate:
         return new
-    return _servers(baseline, backend, "the running configuration") if baseline else {"servers": {}}
+    return _servers(baseline, backend, "the running configuration", parsed) if baseline else {"servers": {}}
 
 
 def _structural(baseline: str | None, candidate: str, backend: str) -> bool:
@@ -262,8 +263,9 @@ def apply_config(
     current = _read(settings.config_path)
     last_good = _read(settings.last_good_path)
     baseline = last_good if last_good is not None else (current if trust_current else None)
-    new = _servers(candidate, settings.backend, "the new configuration")
-    old = _baseline_servers(baseline, candidate, new, settings.backend)
+    parsed: dict = {}
+    new = _servers(candidate, settings.backend, "the new configuration", parsed)
+    old = _baseline_servers(baseline, candidate, new, settings.backend, parsed)
     try:
         check_guards(new["servers"], old["servers"], settings, allow_shrink)
     except SyncError:

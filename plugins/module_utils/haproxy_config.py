@@ -93,15 +93,23 @@ def parse_server(line: str) -> dict:
     }
 
 
-def read_backend(text: str, backend: str) -> dict:
-    """The backend's servers (by name, in file order) and its default-server options."""
+def read_backend(text: str, backend: str, parsed: dict | None = None) -> dict:
+    """The backend's servers (by name, in file order) and its default-server options.
+
+    `parsed` (line -> server) carries lines already read from another version of the file:
+    two versions of a big backend share all but a few lines, each parsed once. The
+    entries are shared between the results: read them, never change them.
+    """
     lines = text.splitlines()
     start, end = _backend_span(lines, backend)
     servers: dict[str, dict] = {}
     default_options = ""
+    parsed = {} if parsed is None else parsed
     for line in lines[start + 1 : end]:
         if _is_server(line):
-            server = parse_server(line)
+            server = parsed.get(line)
+            if server is None:
+                server = parsed[line] = parse_server(line)
             servers[server["name"]] = server
         elif line.split()[:1] == ["default-server"]:
             default_options = line.split(None, 1)[1].strip() if len(line.split()) > 1 else ""
