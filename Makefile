@@ -8,7 +8,7 @@ STAGE := scripts/stage.sh
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup test test-quick lint sanity unit integration molecule images \
-        lab lab-down lab-scale lab-status bench release clean
+        lab lab-down lab-scale lab-status bench release awx-check clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +58,9 @@ bench: setup ## Benchmarks on the lab into docs/benchmarks.md and bench/results.
 
 release: setup ## CHANGELOG.rst, tarball, install into a clean path, syntax-check, ansible-doc, EE context (build/release)
 	@$(STAGE) package scripts/package.sh
+
+awx-check: setup ## Build the execution environment and run the project as AWX does: inventory update, site.yml, drain (docs/awx.md)
+	@$(STAGE) awx scripts/awx-check.sh
 
 clean: ## Remove build output (keeps .venv and images)
 	rm -rf build tests/output .collections *.tar.gz

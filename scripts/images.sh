@@ -15,7 +15,7 @@ root=$(dirname "$here")
 REPO=rtmpedge
 SUITES=${RTMPEDGE_SUITES:-"bookworm trixie"}
 PEER_SUITE=bookworm
-PEERS="media-nginx-rtmp publisher-ffmpeg prometheus"
+PEERS="media-nginx-rtmp publisher-ffmpeg prometheus ee-base"
 BASE_PACKAGES=python3,python3-apt,systemd,systemd-sysv,iproute2,procps,ca-certificates,sudo
 # Units that cannot work, or only get in the way, inside a container.
 MASKED_UNITS="getty.target console-getty.service systemd-firstboot.service systemd-remount-fs.service systemd-udevd.service"
@@ -96,17 +96,28 @@ build_base() {  # suite
   say "built $image in $((SECONDS - started)) s"
 }
 
+# Certificate authorities this machine trusts beyond Debian's (an egress proxy's, say): an
+# image whose Dockerfile copies host-ca/ gets them, to reach https package indexes as the host does.
+HOST_CA_DIR=/usr/local/share/ca-certificates
+
 build_peer() {  # name
-  local image=$REPO/$1:$PEER_SUITE dir=$root/images/$1 recipe base_id started previous
+  local image=$REPO/$1:$PEER_SUITE dir=$root/images/$1 recipe base_id started previous context
   base_id=$(docker image inspect --format '{{.Id}}' "$REPO/debian-systemd:$PEER_SUITE")
-  recipe=$({ echo "$base_id"; find "$dir" -type f | sort | xargs cat; } | recipe_of -)
-  up_to_date "$image" "$recipe" && return 0
+  context=$(mktemp -d /var/tmp/rtmpedge-context-XXXXXX)
+  cp -r "$dir/." "$context/"
+  if grep -q 'host-ca/' "$dir/Dockerfile"; then
+    mkdir -p "$context/host-ca"
+    find "$HOST_CA_DIR" -maxdepth 2 -name '*.crt' -exec cp {} "$context/host-ca/" \; 2>/dev/null || true
+  fi
+  recipe=$({ echo "$base_id"; find "$context" -type f | sort | xargs cat; } | recipe_of -)
+  if up_to_date "$image" "$recipe"; then rm -rf "$context"; return 0; fi
   previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   started=$SECONDS
   say "building $image (usually 30-120 s)"
   quiet_build --label "$LABEL=$recipe" \
-    --build-arg "BASE=$REPO/debian-systemd:$PEER_SUITE" -t "$image" "$dir" \
-    || die "docker build $image failed"
+    --build-arg "BASE=$REPO/debian-systemd:$PEER_SUITE" -t "$image" "$context" \
+    || { rm -rf "$context"; die "docker build $image failed"; }
+  rm -rf "$context"
   drop_previous "$previous"
   say "built $image in $((SECONDS - started)) s"
 }

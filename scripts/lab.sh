@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The lab end to end, as a user runs it (the `lab` test stage): make lab, then
 # again (it must change nothing), scale up and down through the reconcile job
-# without a reload, monitoring on the healthy lab, the fault tests (tests/lab), and lab-down must leave no
-# container or network behind.
+# without a reload, monitoring on the healthy lab, the fault tests (tests/lab), the project
+# run as AWX runs it (scripts/awx-check.sh), and lab-down must leave no container or network behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lab() { python scripts/lab.py "$@"; }
@@ -35,6 +35,9 @@ grep -q 'rtmpedge-media4 carries no stream on any balancer: safe to terminate' <
 # some of which check that their alert fires.
 python -m pytest -v -p no:cacheprovider tests/lab/test_monitoring.py || fail "a monitoring test failed"
 python -m pytest -v -p no:cacheprovider --ignore tests/lab/test_monitoring.py tests/lab || fail "a fault test failed"
+# The project as AWX runs it, against this lab: the execution environment, an inventory
+# update, site.yml twice and the drain job through ansible-runner (make awx-check).
+scripts/awx-check.sh || fail "the AWX check failed"
 
 lab down
 trap - EXIT

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make release: the collection as a user installs it.
-#  1. a copy of the checkout gets its CHANGELOG.rst from the fragments
-#     (antsibull-changelog release; the checkout's fragments stay);
+#  1. a copy of the checkout gets its CHANGELOG.rst: galaxy.yml's version released from the
+#     fragments (antsibull-changelog release; the checkout's fragments stay), or, once that
+#     version is in changelogs/changelog.yaml, as its release wrote it;
 #  2. the tarball is built from that copy, installed into an empty collections
 #     path, and site.yml is syntax-checked from the installed copy only;
 #  3. ansible-doc renders every module, plugin and role of the installed copy;
-#  4. execution-environment.yml makes an ansible-builder context with the
+#  4. the committed tree installs from git as the README says, and is used the same way;
+#  5. execution-environment.yml makes an ansible-builder context with the
 #     tarball, and the installed collection's EE dependencies are found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,14 @@ rm -rf "$out" && mkdir -p "$out/src"
 # Tracked and new files as they are in the working tree (a file deleted but not committed is left out).
 git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
   | xargs -0 cp --parents -t "$out/src"
-(cd "$out/src" && antsibull-changelog release --version "$version" >/dev/null)
+if python -c 'import sys, yaml; sys.exit(sys.argv[1] not in yaml.safe_load(open("changelogs/changelog.yaml"))["releases"])' "$version"; then
+  # Released already: CHANGELOG.rst as the release wrote it; fragments since then wait for the next version.
+  (cd "$out/src" && antsibull-changelog generate >/dev/null)
+  pending=$(find changelogs/fragments -name '*.yml' | wc -l)
+  [ "$pending" -eq 0 ] || echo "changelog: $pending fragments wait for the release after $version (bump galaxy.yml)"
+else
+  (cd "$out/src" && antsibull-changelog release --version "$version" >/dev/null)
+fi
 echo "CHANGELOG.rst for $version: $(grep -c '^- ' "$out/src/CHANGELOG.rst") entries"
 
 ansible-galaxy collection build --force --output-path "$out" "$out/src" >/dev/null
@@ -61,6 +70,17 @@ for role in "$installed"/roles/*/; do
   rendered=$((rendered + 1))
 done
 echo "ansible-doc rendered $rendered modules, inventory plugins, filters and roles"
+
+# As the README installs it from git (the committed tree), into an empty path: the other
+# collections it needs come with the `ansible` package, as they would for a user.
+git_path=$out/from-git
+commit=$(git -C "$root" rev-parse HEAD)
+ANSIBLE_COLLECTIONS_PATH=$git_path ansible-galaxy collection install -p "$git_path" "git+file://$root,$commit" \
+  >"$out/from-git.log" 2>&1 || { cat "$out/from-git.log" >&2; exit 1; }
+ANSIBLE_COLLECTIONS_PATH=$git_path ansible-doc -t inventory rtmpedge.balancer.media_servers >/dev/null
+ANSIBLE_COLLECTIONS_PATH=$git_path ansible-playbook rtmpedge.balancer.site --syntax-check -i localhost, >/dev/null 2>&1 \
+  || { echo "the collection installed from git does not syntax-check rtmpedge.balancer.site" >&2; exit 1; }
+echo "installed from git ($commit) into an empty path: ansible-doc and the site playbook's syntax check pass"
 
 cd "$root"
 ansible-builder create -f execution-environment.yml -c "$out/ee" >/dev/null

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: haproxy_backend_info
 short_description: Read a running HAProxy backend's media servers, with their sessions in every worker
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Reads the backend's servers from the runtime API - address, port, admin state (ready, drain, maint),
     health status, weight and maxconn - and counts each server's sessions in every HAProxy worker, old
