@@ -35,15 +35,17 @@ class JobError(Exception):
     """The job's own configuration is unusable."""
 
 
-def load_job(path: str) -> tuple[Settings, str]:
-    """The settings and the discovery file: HAProxy's locations from the haproxy role's local fact,
-    the job's own choices (lock wait, shrink limit, empty backend) from its JSON configuration."""
+def load_job(path: str) -> tuple[Settings, str, dict | None]:
+    """The settings, the discovery file and the scale-in guard's settings (None: no guard):
+    HAProxy's locations from the haproxy role's local fact, the job's own choices (lock wait,
+    shrink limit, empty backend) from its JSON configuration."""
     try:
         with open(path) as handle:
             data = json.load(handle)
         fact = data.get("haproxy_fact", FACT_PATH)
         discovery_config = data["discovery_config"]
         job_settings = data.get("settings", {})
+        guard = data.get("scale_guard") or None
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise JobError(f"cannot use the job configuration {path}: {e}") from e
     try:
@@ -54,7 +56,7 @@ def load_job(path: str) -> tuple[Settings, str]:
         if not hasattr(settings, key):
             raise JobError(f"cannot use the job configuration {path}: unknown setting {key!r}")
         setattr(settings, key, value)
-    return settings, discovery_config
+    return settings, discovery_config, guard
 
 
 def _discovery_bytes(path: str) -> bytes:
@@ -84,7 +86,8 @@ def read_discovery_config(path: str) -> object:
     return _parse_discovery_config(path, _discovery_bytes(path))
 
 
-def _servers_from(path: str, config: object) -> tuple[list[dict], list[str]]:
+def _discovered(path: str, config: object) -> tuple[list, list[str]]:
+    """The media servers discovery finds (MediaServer), sorted by name, and its warnings."""
     from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.sources import (  # noqa: PLC0415
         discover_all,
     )
@@ -96,7 +99,12 @@ def _servers_from(path: str, config: object) -> tuple[list[dict], list[str]]:
     )
     # merge() already gave every server its own address:port and name.
     # Sorted by name, as the role's template writes them: the same fleet gives the same file.
-    return [s.entry() for s in sorted(servers, key=lambda s: s.name)], warnings
+    return sorted(servers, key=lambda s: s.name), warnings
+
+
+def _servers_from(path: str, config: object) -> tuple[list[dict], list[str]]:
+    servers, warnings = _discovered(path, config)
+    return [s.entry() for s in servers], warnings
 
 
 def desired_servers(discovery_config: str) -> tuple[list[dict], list[str]]:
@@ -113,6 +121,10 @@ def log_line(result: dict, seconds: float) -> str:
     parts.append(f"reload={'yes (' + result['reason'] + ')' if result['reloaded'] else 'no'}")
     if result.get("worker_pid"):
         parts.append(f"worker={result['worker_pid']}")
+    guard = result.get("guard")
+    if guard and "error" not in guard:
+        held = f",releases held ({','.join(sorted(guard['unreadable']))} unreadable)" if guard["unreadable"] else ""
+        parts.append(f"guard=protected:{len(guard['protected'])},released:{len(guard['released'])}{held}")
     parts.append(f"duration={seconds:.2f}s")
     return ("changed " if result["changed"] else "no change ") + " ".join(parts)
 
@@ -135,7 +147,9 @@ def _unchanged_since_memo(memo: Memo, key: str | None, settings: Settings) -> di
     return confirmed if memo.running_as_confirmed(confirmed, answer, settings.backend) else None
 
 
-def run(settings: Settings, discovery_config: str, allow_shrink: bool, dry_run: bool) -> tuple[dict, list[str]]:
+def run(
+    settings: Settings, discovery_config: str, allow_shrink: bool, dry_run: bool, guard: dict | None = None
+) -> tuple[dict, list[str]]:
     memo = Memo(memo_path(settings.lock_path))
     with locked(settings.lock_path, settings.lock_wait):
         raw = _discovery_bytes(discovery_config)
@@ -145,11 +159,14 @@ def run(settings: Settings, discovery_config: str, allow_shrink: bool, dry_run: 
         if confirmed is not None:  # the usual run of a fleet listed in local files
             return dict(NO_CHANGE), list(confirmed.get("warnings", []))
         remember = None if key is None or dry_run else lambda *confirmed: memo.write(key, *confirmed)
-        return _full_run(settings, discovery_config, config, remember, allow_shrink=allow_shrink, dry_run=dry_run)
+        return _full_run(
+            settings, discovery_config, config, remember, allow_shrink=allow_shrink, dry_run=dry_run, guard=guard
+        )
 
 
-def _full_run(settings, discovery_config, config, remember, *, allow_shrink, dry_run) -> tuple[dict, list[str]]:
-    """Discover, render the candidate, and apply it, or confirm that it already runs (and `remember` that)."""
+def _full_run(settings, discovery_config, config, remember, *, allow_shrink, dry_run, guard) -> tuple[dict, list[str]]:
+    """Discover, guard the cloud's busy servers, render the candidate, and apply it, or confirm that it
+    already runs (and `remember` that)."""
     from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import (  # noqa: PLC0415
         already_running,
         apply_config,
@@ -160,7 +177,10 @@ def _full_run(settings, discovery_config, config, remember, *, allow_shrink, dry
         replace_servers,
     )
 
-    servers, warnings = _servers_from(discovery_config, config)
+    found, warnings = _discovered(discovery_config, config)
+    # Before the apply, which may fail: protection must go on being renewed whatever happens here.
+    guarded = _scale_guard(guard, config, found) if guard and not dry_run else None
+    servers = [s.entry() for s in found]
     try:
         with open(settings.config_path) as handle:
             current = handle.read()
@@ -170,9 +190,22 @@ def _full_run(settings, discovery_config, config, remember, *, allow_shrink, dry
     if already_running(settings, candidate, servers):  # nothing to do (the memo said nothing yet)
         if remember is not None:
             remember(candidate, [file_view(s) for s in servers], warnings)
-        return dict(NO_CHANGE), warnings
+        return {**NO_CHANGE, "guard": guarded}, warnings
     result = apply_config(candidate, settings, allow_shrink=allow_shrink, check_mode=dry_run, trust_current=True)
-    return result, warnings
+    return {**result, "guard": guarded}, warnings
+
+
+def _scale_guard(guard: dict, config: dict, found: list) -> dict:
+    """The scale-in guard's summary; a failure is in it too (the apply still runs, the job fails)."""
+    from ansible_collections.rtmpedge.balancer.plugins.module_utils.scale_guard import (  # noqa: PLC0415
+        GuardError,
+        guard_from_job,
+    )
+
+    try:
+        return guard_from_job(guard, config, found)
+    except GuardError as e:
+        return {"error": str(e)}
 
 
 def _one_line(error: Exception) -> str:
@@ -180,7 +213,7 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _failure_line(error: Exception) -> str | None:
+def _failure_line(error: Exception, seconds: float) -> str | None:
     """The journal line for a failure the job expects, None for a bug (its traceback is kept)."""
     from ansible_collections.rtmpedge.balancer.plugins.module_utils.backend_sync import SyncError  # noqa: PLC0415
     from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery.common import (  # noqa: PLC0415
@@ -191,7 +224,7 @@ def _failure_line(error: Exception) -> str | None:
     )
 
     if isinstance(error, JobError | LockBusy | DiscoveryError | SyncError):
-        return f"failed, nothing changed: {_one_line(error)} (after {{after}})"
+        return f"failed, nothing changed: {_one_line(error)} (after {seconds:.2f}s)"
     if isinstance(error, ReloadError):
         return f"failed, HAProxy keeps its previous configuration: {_one_line(error)}"
     return None
@@ -236,15 +269,21 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     try:
-        settings, discovery_config = load_job(args.config)
-        result, warnings = run(settings, discovery_config, args.allow_shrink, args.dry_run)
+        settings, discovery_config, guard = load_job(args.config)
+        result, warnings = run(settings, discovery_config, args.allow_shrink, args.dry_run, guard)
     except Exception as e:  # the classes below live in modules a run with nothing to do never imports
-        message = _failure_line(e)
+        message = _failure_line(e, time.monotonic() - started)
         if message is None:
             raise
-        sys.stderr.write(message.format(after=f"{time.monotonic() - started:.2f}s") + "\n")
+        sys.stderr.write(message + "\n")
         return 1
     for warning in warnings + result["warnings"]:
         sys.stderr.write(f"warning: {warning}\n")
     sys.stdout.write(("dry run: " if args.dry_run else "") + log_line(result, time.monotonic() - started) + "\n")
+    guard = result.get("guard") or {}
+    if "error" in guard:
+        sys.stderr.write(f"scale guard failed: {_one_line(guard['error'])}\n")
+        return 1
+    for line in [*guard.get("failures", []), *guard.get("unreadable", {}).values()]:
+        sys.stderr.write(f"scale guard: {_one_line(line)}\n")
     return 0

@@ -256,7 +256,7 @@ def docker_fleet():
     cleanup()
     subprocess.run(["docker", "network", "create", network], check=True, capture_output=True)
     for name, labels in zip(
-        names, [["rtmpedge.role=media", "rtmpedge.weight=30"], ["rtmpedge.role=media"], []], strict=True
+        names, [["rtmpedge.it-role=media", "rtmpedge.weight=30"], ["rtmpedge.it-role=media"], []], strict=True
     ):
         args = [arg for label in labels for arg in ("--label", label)]
         subprocess.run(
@@ -292,7 +292,7 @@ def docker_fleet():
 def test_docker_labelled_containers_on_a_network(tmp_path, docker_fleet):
     data = inventory(
         tmp_path,
-        {"sources": [{"type": "docker", "label": "rtmpedge.role=media", "network": "rtmpedge-it-discovery"}]},
+        {"sources": [{"type": "docker", "label": "rtmpedge.it-role=media", "network": "rtmpedge-it-discovery"}]},
     )
     hostvars = _hostvars(data)
     assert sorted(hostvars) == ["rtmpedge-it-media-a", "rtmpedge-it-media-b"]
