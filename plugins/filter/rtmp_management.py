@@ -1,6 +1,7 @@
 # Copyright: rtmpedge maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filter: where Prometheus scrapes each balancer (its management bind, never a public address)."""
+"""Filters: each balancer's management bind as others reach it (never a public address): where
+Prometheus scrapes it, and where the other balancers' scale-in guards read its sessions."""
 
 from __future__ import annotations
 
@@ -45,6 +46,29 @@ def rtmp_scrape_targets(hosts, hostvars):
     return {"targets": targets, "problems": problems}
 
 
+def rtmp_guard_peers(hosts, hostvars, user="", password=""):
+    """{peers: [{name, url, user, password}], problems: [...]}: every balancer's /rtmpedge/sessions.
+
+    Credentials: `user`/`password` when given, else each balancer's management ones (a crypt hash
+    cannot be sent: then they must be given).
+    """
+    found = rtmp_scrape_targets(hosts, hostvars)
+    peers, problems = [], list(found["problems"])
+    for target in found["targets"]:
+        host_vars = hostvars[target["name"]]
+        login = user or str(host_vars.get("haproxy_management_user") or "")
+        secret = password or str(host_vars.get("haproxy_management_password") or "")
+        if secret.startswith("$") and not password:
+            problems.append(
+                f"{target['name']}: its management password is a hash; give the plain one to the guard "
+                "(reconcile_scale_guard_password)"
+            )
+            continue
+        url = f"http://{target['address']}/rtmpedge/sessions"
+        peers.append({"name": target["name"], "url": url, "user": login, "password": secret})
+    return {"peers": peers, "problems": problems}
+
+
 class FilterModule:
     def filters(self):
-        return {"rtmp_scrape_targets": rtmp_scrape_targets}
+        return {"rtmp_scrape_targets": rtmp_scrape_targets, "rtmp_guard_peers": rtmp_guard_peers}

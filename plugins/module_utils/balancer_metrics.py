@@ -9,11 +9,14 @@ failed, so HAProxy runs an older configuration than the one on disk). The health
 endpoint's own verdict is read too, the one DNS and load balancers act on.
 
 Served on loopback by the service `rtmpedge-metrics` (haproxy role), scraped through
-HAProxy's management bind at /rtmpedge/metrics. Pure Python, standard library only.
+HAProxy's management bind at /rtmpedge/metrics. It also serves /rtmpedge/sessions, each
+media server's sessions in every worker, which the other balancers' scale-in guards read
+(docs/scaling.md). Pure Python, standard library only.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import urllib.error
@@ -23,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
     RuntimeAPIError,
     sessions_by_worker,
+    sessions_in_every_worker,
     show_proc,
 )
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import FACT_PATH, Settings, read_fact
@@ -128,17 +132,35 @@ def collect(fact_path: str, health_url: str) -> str:
     return exposition(values)
 
 
+def sessions_document(fact_path: str) -> dict:
+    """Each media server's sessions summed over every worker, for the scale-in guard of every
+    balancer (module_utils/scale_guard.py): {"complete": bool, "servers": {name: sessions}}.
+
+    Incomplete when the master or a running worker does not answer: the guard then releases nothing.
+    """
+    try:
+        settings = read_fact(fact_path)
+        by_worker, complete = sessions_in_every_worker(settings.master_socket, settings.backend, TIMEOUT)
+    except (OSError, ValueError, TypeError, RuntimeAPIError) as e:
+        return {"complete": False, "servers": {}, "error": str(e)}
+    return {"complete": complete, "servers": {name: sum(per.values()) for name, per in sorted(by_worker.items())}}
+
+
 def make_server(address: str, port: int, fact_path: str, health_url: str) -> ThreadingHTTPServer:
-    """The exporter's HTTP server (GET /metrics), bound and ready for serve_forever()."""
+    """The exporter's HTTP server (GET /metrics, GET /sessions), bound and ready for serve_forever()."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # http.server calls it by this name
-            if self.path.split("?", 1)[0] != "/metrics":
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                body, kind = collect(fact_path, health_url).encode(), "text/plain; version=0.0.4"
+            elif path == "/sessions":
+                body, kind = json.dumps(sessions_document(fact_path)).encode(), "application/json"
+            else:
                 self.send_error(404)
                 return
-            body = collect(fact_path, health_url).encode()
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

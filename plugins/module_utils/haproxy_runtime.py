@@ -237,22 +237,35 @@ def _show_proc_settled(master_socket: str, timeout: float, seconds: float = 5.0)
             time.sleep(0.2)
 
 
-def sessions_by_worker(master_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict[int, int]]:
-    """Sessions per server in every worker, old ones included: {server: {worker pid: sessions}}.
+def sessions_in_every_worker(
+    master_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[dict[str, dict[int, int]], bool]:
+    """Sessions per server in every worker, old ones included: ({server: {worker pid: sessions}},
+    complete). `complete` is False when a worker that still runs did not answer.
 
     After a reload the streams that started before it stay on the old worker, which
     the admin socket (current worker only) no longer shows.
     """
     counts: dict[str, dict[int, int]] = {}
+    missed = []
     for worker in _show_proc_settled(master_socket, timeout)["workers"]:
         try:
             answer = send_command(master_socket, f"@!{worker['pid']} {cmd_show_stat(backend)}", timeout)
             stats = parse_stat(answer, backend)
         except RuntimeAPIError:
-            continue  # the worker exited between the two commands
+            missed.append(worker["pid"])
+            continue
         for name, row in stats.items():
             counts.setdefault(name, {})[worker["pid"]] = row["sessions"]
-    return counts
+    if missed:  # a worker that exited between the two commands took its sessions with it
+        running = {w["pid"] for w in _show_proc_settled(master_socket, timeout)["workers"]}
+        return counts, not running.intersection(missed)
+    return counts, True
+
+
+def sessions_by_worker(master_socket: str, backend: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict[int, int]]:
+    """Sessions per server in every worker, old ones included: {server: {worker pid: sessions}}."""
+    return sessions_in_every_worker(master_socket, backend, timeout)[0]
 
 
 # --- The vocabulary: every runtime command the collection sends. Changes come as (command,

@@ -73,6 +73,12 @@ class Balancer:
             line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")
         }
 
+    def sessions(self) -> dict:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.management}/rtmpedge/sessions")
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(AUTH).encode()).decode())
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
     def reload(self) -> None:
         os.kill(self.proc.pid, signal.SIGUSR2)
 
@@ -143,6 +149,24 @@ def test_an_old_worker_keeping_a_stream_is_counted_with_its_session(balancer):
     _waited(balancer, lambda m: m.get("rtmpedge_haproxy_old_workers") == 0, "the old worker leaving with its stream")
 
 
+def test_sessions_in_every_worker_for_the_scale_in_guard(balancer):
+    assert balancer.sessions() == {"complete": True, "servers": {"media0": 0, "media1": 0}}
+    publisher = socket.create_connection(("127.0.0.1", balancer.rtmp), timeout=5)
+    publisher.sendall(C0C1)
+    try:
+        wait_until(lambda: sum(balancer.sessions()["servers"].values()) == 1, what="the stream in the sessions")
+        balancer.reload()
+        _waited(balancer, lambda m: m.get("rtmpedge_haproxy_old_workers") == 1, "the old worker")
+        # The stream is on the old worker now: the current worker's stats alone would say 0.
+        document = balancer.sessions()
+        assert document["complete"] and sum(document["servers"].values()) == 1, document
+    finally:
+        publisher.close()
+        for media in balancer.media:
+            for peer in media.peers:
+                peer.close()
+
+
 def test_a_failed_reload_leaves_haproxy_on_an_older_configuration_and_says_so(balancer):
     balancer.config.write_text(balancer.config.read_text() + "\nfrontend broken\n    not-a-keyword\n")
     balancer.reload()
@@ -166,6 +190,7 @@ def test_no_master_and_no_health_endpoint_are_zeros_not_errors(tmp_path):
     assert "rtmpedge_haproxy_master_up 0" in text and 'rtmpedge_health_up{proxy="rtmp_media"} 0' in text
     assert 'rtmpedge_health_drained{proxy="rtmp_media"} 0' in text, "down, not drained on purpose"
     assert "rtmpedge_haproxy_master_up 0" in balancer_metrics.collect(str(tmp_path / "no-fact"), "")
+    assert balancer_metrics.sessions_document(str(fact))["complete"] is False
 
 
 def test_uptimes_read_as_seconds():

@@ -59,7 +59,8 @@ def _session(label: str, options: dict):
     return session
 
 
-def _client(label: str, options: dict, service: str):
+def aws_client(label: str, options: dict, service: str):
+    """A boto3 client for `service` with a source's connection options (the scale-in guard's too)."""
     config = botocore.config.Config(
         connect_timeout=options["timeout"],
         read_timeout=options["timeout"],
@@ -73,7 +74,8 @@ def _client_error(e) -> str:
     return f"{error.get('Code', 'error')}: {error.get('Message', e)}"
 
 
-def _call(label: str, what: str, fn, **kwargs):
+def aws_call(label: str, what: str, fn, **kwargs):
+    """One AWS call; any failure is a DiscoveryError naming the source and the call."""
     try:
         return fn(**kwargs)
     except botocore.exceptions.ClientError as e:
@@ -117,7 +119,7 @@ def _container_port(label: str, client, options: dict, task: dict, cache: dict) 
         return options["port"]
     arn = task["taskDefinitionArn"]
     if arn not in cache:
-        definition = _call(label, "describe_task_definition", client.describe_task_definition, taskDefinition=arn)
+        definition = aws_call(label, "describe_task_definition", client.describe_task_definition, taskDefinition=arn)
         cache[arn] = definition["taskDefinition"]["containerDefinitions"]
     name = options.get("container_name")
     for container in cache[arn]:
@@ -128,7 +130,7 @@ def _container_port(label: str, client, options: dict, task: dict, cache: dict) 
 
 def discover_ecs(label: str, options: dict) -> list[MediaServer]:
     cluster = options["cluster"]
-    client = _client(label, options, "ecs")
+    client = aws_client(label, options, "ecs")
     selectors = [{"serviceName": s} for s in options.get("services") or []]
     selectors += [{"family": f} for f in options.get("task_families") or []]
     arns: list[str] = []
@@ -137,7 +139,7 @@ def discover_ecs(label: str, options: dict) -> list[MediaServer]:
     arns = sorted(set(arns))
     tasks = []
     for start in range(0, len(arns), _ECS_DESCRIBE_BATCH):
-        answer = _call(
+        answer = aws_call(
             label,
             "describe_tasks",
             client.describe_tasks,
@@ -178,7 +180,7 @@ def discover_ec2(label: str, options: dict) -> list[MediaServer]:
     filters = [{"Name": "instance-state-name", "Values": ["running"]}]
     for key, value in (options.get("tags") or {}).items():
         filters.append({"Name": f"tag:{key}", "Values": value if isinstance(value, list) else [str(value)]})
-    client = _client(label, options, "ec2")
+    client = aws_client(label, options, "ec2")
     reservations = _pages(label, client, "describe_instances", "Reservations", Filters=filters)
     port_tag = options.get("port_tag")
     found = []
