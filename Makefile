@@ -40,8 +40,9 @@ molecule: setup ## every molecule scenario (starts docker and builds images when
 images: ## Rebuild the local container images (Debian bases and test peers)
 	@scripts/images.sh --force all
 
-lab: setup ## The whole system on a local docker lab: 2 balancers, 3 media servers, a publisher (docs/lab.md)
-	@$(VENV)/bin/python scripts/lab.py up
+CLOUD ?=
+lab: setup ## The whole system on a local docker lab: 2 balancers, 3 media servers, a publisher (docs/lab.md); CLOUD=aws: an elastic fleet on a local AWS (docs/scaling.md)
+	@CLOUD=$(CLOUD) $(VENV)/bin/python scripts/lab.py up
 
 lab-down: setup ## Remove the lab's containers and networks
 	@$(VENV)/bin/python scripts/lab.py down

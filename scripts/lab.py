@@ -1,9 +1,12 @@
 """The local lab: two balancers, nginx-rtmp media servers and an ffmpeg client on docker.
 
   lab.py up          networks, containers, site.yml (transparent mode, reconcile job), test streams
+                     CLOUD=aws: the cloud lab instead (docs/scaling.md): a local moto server as AWS,
+                     the media servers an Auto Scaling group and an ECS service (PROXY protocol)
   lab.py scale N     N media servers in all; the balancers' reconcile job adds them at runtime
+                     (the cloud lab: `lab.py cloud-scale INSTANCES TASKS` sets the desired counts)
   lab.py status      each balancer's view of the fleet: state, sessions, weight
-  lab.py down        remove every container and network of the lab
+  lab.py down        remove every container and network of the lab (and the cloud lab's AWS)
 
 Names follow the lab contract in docs/lab.md.
 """
@@ -15,6 +18,7 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -31,8 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from harness import nginx_stat  # noqa: E402 - the harness's stat-page reader
+from harness.containers import SYSTEMD  # noqa: E402 - what systemd needs as PID 1 in a container
 
 PUBLIC, MEDIA = "rtmpedge-public", "rtmpedge-media"
+# The media network's address plan: the cloud lab's VPC lies inside it (harness/cloud.py), and
+# docker gives a container a chosen address only on a network with its own subnet.
+MEDIA_SUBNET, MEDIA_GATEWAY = "10.213.0.0/16", "10.213.0.1"
+CLOUD_LABEL = "rtmpedge.cloud-lab"
+CLOUD_ENDPOINT = f"http://{MEDIA_GATEWAY}:5213"  # the cloud harness's moto server, on the gateway
+CLOUD_DIR = ROOT / "build" / "lab"
 BALANCERS = {"rtmpedge-lb1": "rtmpedge/debian-systemd:bookworm", "rtmpedge-lb2": "rtmpedge/debian-systemd:trixie"}
 CLIENT = "rtmpedge-client"
 PROMETHEUS = "rtmpedge-prometheus"
@@ -45,16 +56,6 @@ MEDIA_LABEL = "rtmpedge.role"
 PUBLISHER = ROOT / "tests" / "harness" / "publisher.py"
 PUBLISHER_IN_CLIENT = "/usr/local/bin/rtmpedge-test-publisher"
 STATS_AUTH = ("lab", "lab")  # haproxy_management_user/password in inventories/lab/group_vars/all.yml
-# What systemd needs as PID 1 without --privileged (docs/development.md).
-SYSTEMD = {
-    "command": "/lib/systemd/systemd",
-    "stop_signal": "SIGRTMIN+3",
-    "cap_add": ["SYS_ADMIN", "NET_ADMIN", "NET_RAW"],
-    "security_opt": ["seccomp=unconfined"],
-    "tmpfs": {"/run": "", "/run/lock": "", "/tmp": ""},  # noqa: S108 - tmpfs mounts inside the container
-    "volumes": {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}},
-    "environment": {"container": "docker"},
-}
 
 
 def say(message: str) -> None:
@@ -69,16 +70,47 @@ def media_name(index: int) -> str:
     return f"rtmpedge-media{index}"
 
 
-def ensure_network(client, name: str, masquerade: bool):
+def cloud_requested() -> bool:
+    """CLOUD=aws: the cloud lab; empty: the docker lab."""
+    wanted = os.environ.get("CLOUD", "")
+    if wanted not in ("", "aws"):
+        sys.exit(f"lab: CLOUD={wanted!r}: the cloud lab knows aws only")
+    return wanted == "aws"
+
+
+def ensure_network(client, name: str, masquerade: bool, subnet: str | None = None, labels: dict | None = None):
     try:
-        return client.networks.get(name)
+        network = client.networks.get(name)
     except docker.errors.NotFound:
         say(
             f"creating network {name}"
             + ("" if masquerade else " (no IP masquerade: transparent SYNs keep their source)")
         )
         options = {} if masquerade else {"com.docker.network.bridge.enable_ip_masquerade": "false"}
-        return client.networks.create(name, driver="bridge", options=options, labels={LAB_LABEL: "1"})
+        ipam = None
+        if subnet:
+            pool = docker.types.IPAMPool(subnet=subnet, gateway=MEDIA_GATEWAY)
+            ipam = docker.types.IPAMConfig(pool_configs=[pool])
+        return client.networks.create(
+            name, driver="bridge", options=options, ipam=ipam, labels={LAB_LABEL: "1", **(labels or {})}
+        )
+    found = {c.get("Subnet") for c in network.attrs.get("IPAM", {}).get("Config") or []}
+    if subnet and subnet not in found:
+        sys.exit(f"lab: network {name} has subnet {sorted(found)}, not {subnet} (an older lab): make lab-down first")
+    return network
+
+
+def cloud_lab(client) -> bool:
+    """Whether the running lab is the cloud lab (its media network says so)."""
+    try:
+        return client.networks.get(MEDIA).attrs.get("Labels", {}).get(CLOUD_LABEL) == "aws"
+    except docker.errors.NotFound:
+        return cloud_requested()
+
+
+def inventory_dir(client=None) -> str:
+    cloud = cloud_lab(client) if client is not None else cloud_requested()
+    return "inventories/lab-aws" if cloud else "inventories/lab"
 
 
 def ensure_container(client, name: str, image: str, networks: list[str], **extra):
@@ -113,6 +145,12 @@ def media_containers(client) -> list:
     return sorted(found, key=lambda c: int(c.name.removeprefix("rtmpedge-media")))
 
 
+def cloud_containers(client) -> list:
+    """The cloud lab's media servers: one container per running instance or task (harness/cloud.py)."""
+    found = client.containers.list(all=True, filters={"label": [f"{LAB_LABEL}=1", f"{MEDIA_LABEL}=cloud-media"]})
+    return sorted(found, key=lambda c: c.name)
+
+
 def create_media(client, count: int) -> list[str]:
     names = []
     for index in range(1, count + 1):
@@ -140,19 +178,19 @@ def monitoring_enabled() -> bool:
     return os.environ.get("LAB_MONITORING", "1") not in ("0", "no", "false")
 
 
-def ansible_playbook(*args: str) -> None:
+def ansible_playbook(*args: str, inventory: str = "inventories/lab") -> None:
     """Every playbook run of the lab; RTMPEDGE_LAB_VARS names an extra-vars file to add (make bench)."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false"}
     extra = ["-e", "@" + os.environ["RTMPEDGE_LAB_VARS"]] if os.environ.get("RTMPEDGE_LAB_VARS") else []
     if not monitoring_enabled() and "--limit" not in args:
         extra += ["--limit", "all:!monitoring"]
-    run(str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/lab", *extra, *args, env=env)
+    run(str(ROOT / ".venv/bin/ansible-playbook"), "-i", inventory, *extra, *args, env=env)
 
 
 def streams(client) -> dict[str, tuple[str, str]]:
     """Live streams on the media servers' stat pages: {stream: (server, publisher address)}."""
     seen = {}
-    for container in media_containers(client):
+    for container in media_containers(client) + cloud_containers(client):
         if container.status != "running":
             continue
         page = nginx_stat.stat_page(f"http://{address(client, container.name, MEDIA)}:8080/stat")
@@ -230,7 +268,8 @@ def publish_checks(client, seconds: float = 60) -> bool:
         time.sleep(0.5)
     _code, out, err = publisher(client, "stop", *wanted)
     ended = json.loads(out) if out.strip() else {}
-    print(f"\n  {'balancer':<14}{'port':<6}{'media server':<18}{'client IP seen':<16}result")
+    width = max([18, *(len(server) + 2 for server, _ip in found.values())])
+    print(f"\n  {'balancer':<14}{'port':<6}{'media server':<{width}}{'client IP seen':<16}result")
     ok = True
     for key, (lb, port) in wanted.items():
         server, seen_ip = found.get(key, ("-", "-"))
@@ -238,7 +277,7 @@ def publish_checks(client, seconds: float = 60) -> bool:
         good = seen_ip == client_ip and state == "stopped"
         ok &= good
         verdict = "ok" if good else "FAILED" + ("" if state == "stopped" else f" (stream {state})")
-        print(f"  {lb:<14}{port:<6}{server:<18}{seen_ip:<16}{verdict}")
+        print(f"  {lb:<14}{port:<6}{server:<{width}}{seen_ip:<16}{verdict}")
     print()
     if err.strip():
         print(err.strip())
@@ -252,21 +291,32 @@ def up(args) -> int:
     say("container images (first time: debootstrap of Debian 12 and 13 plus peers, usually 3-4 min)")
     run("scripts/images.sh", "all")
     client = docker.from_env()
+    cloud = cloud_requested()
+    try:
+        running_cloud = client.networks.get(MEDIA).attrs.get("Labels", {}).get(CLOUD_LABEL) == "aws"
+    except docker.errors.NotFound:
+        running_cloud = cloud
+    if running_cloud != cloud:
+        sys.exit(f"lab: the running lab is the {'cloud' if running_cloud else 'docker'} lab: make lab-down first")
     ensure_network(client, PUBLIC, masquerade=False)
-    ensure_network(client, MEDIA, masquerade=True)
-    # The balancers' reconcile job discovers the media servers through the Docker socket.
+    ensure_network(client, MEDIA, masquerade=True, subnet=MEDIA_SUBNET, labels={CLOUD_LABEL: "aws"} if cloud else {})
     sysctls = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2", "net.ipv4.conf.default.rp_filter": "2"}
-    docker_socket = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
+    # The docker lab's reconcile job discovers the media servers through the Docker socket.
+    docker_socket = {} if cloud else {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
     for name, image in BALANCERS.items():
         ensure_container(client, name, image, [MEDIA, PUBLIC], sysctls=sysctls, volumes=docker_socket)
-    count = max(3, len(media_containers(client)))
-    names = create_media(client, count)
     ensure_container(client, CLIENT, CLIENT_IMAGE, [PUBLIC])
     if monitoring_enabled():
         ensure_container(client, PROMETHEUS, PROMETHEUS_IMAGE, [MEDIA])
+    if cloud:
+        start_cloud()
+        names = [c.name for c in wait_for_cloud(client)]
+    else:
+        names = create_media(client, max(3, len(media_containers(client))))
     wait_for_stat(client, names)
-    say("ansible-playbook site.yml -i inventories/lab (first time about 3 min; a re-run that changes nothing 1-2 min)")
-    ansible_playbook("site.yml")
+    inventory = inventory_dir(client)
+    say(f"ansible-playbook site.yml -i {inventory} (first time about 3 min; a re-run that changes nothing 1-2 min)")
+    ansible_playbook("site.yml", inventory=inventory)
     ok = publish_checks(client)
     lb1 = address(client, "rtmpedge-lb1", MEDIA)
     lb1_public = address(client, "rtmpedge-lb1", PUBLIC)
@@ -288,6 +338,84 @@ def up(args) -> int:
 """)
     say(f"done in {time.monotonic() - started:.0f}s")
     return 0 if ok else 1
+
+
+def _cloud_pid() -> int | None:
+    try:
+        pid = int((CLOUD_DIR / "cloud.pid").read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def start_cloud(instances: int = 2, tasks: int = 2) -> None:
+    """The cloud harness (moto as AWS, and the hypervisor), then the cloud's shape (harness/cloud.py)."""
+    from harness import cloud  # noqa: PLC0415 - the cloud lab only
+
+    if _cloud_pid() is None:
+        CLOUD_DIR.mkdir(parents=True, exist_ok=True)
+        say(f"starting the cloud lab's AWS: moto on {CLOUD_ENDPOINT}, and a container for every instance and task")
+        with open(CLOUD_DIR / "cloud.log", "ab") as log:
+            bind = CLOUD_ENDPOINT.removeprefix("http://")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "harness.cloud", "serve", "--bind", bind, "--network", MEDIA],
+                cwd=ROOT / "tests",
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # it outlives this command, until make lab-down
+            )
+        (CLOUD_DIR / "cloud.pid").write_text(str(process.pid))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{CLOUD_ENDPOINT}/moto-api/", timeout=2).close()  # noqa: S310 - the lab's own
+            break
+        except OSError:
+            if time.monotonic() > deadline or _cloud_pid() is None:
+                sys.exit(f"lab: the cloud harness does not answer on {CLOUD_ENDPOINT} (log: {CLOUD_DIR / 'cloud.log'})")
+            time.sleep(0.5)
+    ids = cloud.bootstrap(CLOUD_ENDPOINT, instances=instances, tasks=tasks)
+    say(f"the cloud: Auto Scaling group {ids['asg']}, ECS service {ids['cluster']}/{ids['service']}")
+
+
+def wait_for_cloud(client, seconds: float = 90) -> list:
+    """The cloud's machines, once there is a container for each instance and task it runs."""
+    from harness import cloud  # noqa: PLC0415
+
+    aws = cloud.clients(CLOUD_ENDPOINT)
+    deadline = time.monotonic() + seconds
+    while True:
+        group = aws["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[cloud.ASG])["AutoScalingGroups"]
+        service = aws["ecs"].describe_services(cluster=cloud.CLUSTER, services=[cloud.SERVICE])["services"]
+        wanted = (group[0]["DesiredCapacity"] if group else 0) + (service[0]["desiredCount"] if service else 0)
+        running = [c for c in cloud_containers(client) if c.status == "running"]
+        if len(running) == wanted:
+            return running
+        if time.monotonic() > deadline:
+            sys.exit(f"lab: {len(running)} cloud machines run, {wanted} wanted (log: {CLOUD_DIR / 'cloud.log'})")
+        time.sleep(1)
+
+
+def stop_cloud() -> None:
+    pid = _cloud_pid()
+    if pid is not None:
+        say("stopping the cloud lab's AWS")
+        os.killpg(pid, signal.SIGTERM)
+    (CLOUD_DIR / "cloud.pid").unlink(missing_ok=True)
+
+
+def cloud_scale(args) -> int:
+    from harness import cloud  # noqa: PLC0415
+
+    client = docker.from_env()
+    if not cloud_lab(client):
+        sys.exit("lab: not a cloud lab (make lab CLOUD=aws)")
+    aws = cloud.clients(CLOUD_ENDPOINT)
+    aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=cloud.ASG, DesiredCapacity=args.instances)
+    aws["ecs"].update_service(cluster=cloud.CLUSTER, service=cloud.SERVICE, desiredCount=args.tasks)
+    say(f"desired: {args.instances} instances, {args.tasks} tasks (protected ones are not scaled in)")
+    return 0
 
 
 def reconcile_now(client, allow_shrink: bool) -> None:
@@ -312,6 +440,8 @@ def workers(container) -> list[str]:
 
 def scale(args) -> int:
     client = docker.from_env()
+    if cloud_lab(client):
+        sys.exit("lab: the cloud lab scales through its API: lab.py cloud-scale INSTANCES TASKS")
     current = media_containers(client)
     if args.count < 1:
         sys.exit("lab: N must be at least 1")
@@ -341,7 +471,7 @@ def backend_info() -> dict[str, dict]:
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
     }
-    argv = [str(ROOT / ".venv/bin/ansible"), "balancers", "-i", "inventories/lab", "-m"]
+    argv = [str(ROOT / ".venv/bin/ansible"), "balancers", "-i", inventory_dir(docker.from_env()), "-m"]
     result = subprocess.run(
         [*argv, "rtmpedge.balancer.haproxy_backend_info"],
         cwd=ROOT,
@@ -375,6 +505,7 @@ def status(_args) -> int:
 
 
 def down(_args) -> int:
+    stop_cloud()
     try:
         client = docker.from_env()
         client.ping()
@@ -400,6 +531,10 @@ def main() -> int:
     scaler = commands.add_parser("scale")
     scaler.add_argument("count", type=int)
     scaler.set_defaults(func=scale)
+    cloud_scaler = commands.add_parser("cloud-scale")
+    cloud_scaler.add_argument("instances", type=int)
+    cloud_scaler.add_argument("tasks", type=int)
+    cloud_scaler.set_defaults(func=cloud_scale)
     args = parser.parse_args()
     return args.func(args)
 

@@ -2,7 +2,8 @@
 # The lab end to end, as a user runs it (the `lab` test stage): make lab, then
 # again (it must change nothing), scale up and down through the reconcile job
 # without a reload, monitoring on the healthy lab, the fault tests (tests/lab), the project
-# run as AWX runs it (scripts/awx-check.sh), and lab-down must leave no container or network behind.
+# run as AWX runs it (scripts/awx-check.sh), then the cloud lab (make lab CLOUD=aws) and its scaling
+# tests (tests/lab_cloud), and lab-down must leave no container or network behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lab() { python scripts/lab.py "$@"; }
@@ -38,6 +39,12 @@ python -m pytest -v -p no:cacheprovider --ignore tests/lab/test_monitoring.py te
 # The project as AWX runs it, against this lab: the execution environment, an inventory
 # update, site.yml twice and the drain job through ansible-runner (make awx-check).
 scripts/awx-check.sh || fail "the AWX check failed"
+
+# The cloud lab (docs/scaling.md): the media servers an Auto Scaling group and an ECS service on a
+# local AWS; scale-out at runtime, scale-in that never takes a busy server, the guard's fail-safe.
+lab down >/dev/null
+CLOUD=aws lab up
+python -m pytest -v -p no:cacheprovider tests/lab_cloud || fail "a cloud lab test failed"
 
 lab down
 trap - EXIT

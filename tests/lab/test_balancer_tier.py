@@ -28,7 +28,7 @@ from conftest import (
     stop_publishers,
     wait_for,
 )
-from harness.containers import dexec
+from harness.containers import admin_command, dexec
 from harness.loopback import free_port
 from harness.wait import wait_until
 
@@ -39,21 +39,8 @@ LOCK = "/run/rtmpedge-reconcile.lock"  # the haproxy role's apply lock (module_u
 HOLD = "rtmpedge-test-hold-lock"
 
 
-_ADMIN_CLIENT = """
-import socket, sys
-sock = socket.socket(socket.AF_UNIX)
-sock.connect(sys.argv[1])
-sock.sendall(sys.argv[2].encode() + b"\\n")
-out = b""
-while data := sock.recv(65536):
-    out += data
-sys.stdout.write(out.decode())
-"""
-
-
 def _admin(lb: str, command: str) -> str:
-    """A runtime API command on the balancer (python3 is there for Ansible; socat may not be)."""
-    return dexec(lb, f"python3 - {ADMIN} '{command}'", input_text=_ADMIN_CLIENT).stdout
+    return admin_command(lb, command, ADMIN)
 
 
 def _health_body(client, lb: str) -> tuple[int, str]:
