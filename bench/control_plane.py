@@ -20,9 +20,9 @@ def timed(argv: list[str], env: dict | None = None) -> tuple[float, str]:
     return elapsed, result.stdout
 
 
-def site_yml(extra: list[str], env: dict) -> dict:
+def site_yml(extra: list[str], env: dict, inventory: str = "inventories/lab") -> dict:
     """One site.yml run on the lab: wall time and the recap's changed count."""
-    argv = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventories/lab", "site.yml", *extra]
+    argv = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", inventory, "site.yml", *extra]
     if env.get("RTMPEDGE_LAB_VARS"):
         argv += ["-e", "@" + env["RTMPEDGE_LAB_VARS"]]
     seconds, out = timed(argv, {**env, "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false"})

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from report_cloud import cloud_section, cloud_summary
 from report_growth import growth_section, growth_summary
 from report_load import capacity_section, churn_section, churn_summary, storm_section, storm_summary
 
@@ -154,8 +155,11 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
             f"{QUICK_NOTE if results['quick'] else ''}Raw figures: [results.json]({results_link}).",
             "",
             *growth_summary(results.get("growth")),
+            *cloud_summary(results.get("cloud")),
             "",
             *growth_section(results.get("growth"), images),
+            "",
+            *cloud_section(results.get("cloud")),
         ]
         (docs / "benchmarks.md").write_text("\n".join(lines))
         return
@@ -215,6 +219,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         *churn_summary(results.get("churn")),
         *storm_summary(results.get("storm")),
         *growth_summary(results.get("growth")),
+        *cloud_summary(results.get("cloud")),
         "",
         "## 1. Stream continuity under change",
         "",
@@ -301,6 +306,7 @@ def write(results: dict, docs: Path, results_link: str = "../bench/results.json"
         lines.append(f"| idempotent re-run | {run['seconds']:.0f} | {run['changed']} |")
     lines += ["", *growth_section(results.get("growth"), images)]
     lines += ["", *storm_section(results.get("storm")), *churn_section(results.get("churn"))]
+    lines += ["", *cloud_section(results.get("cloud"))]
     (docs / "benchmarks.md").write_text("\n".join(lines))
 
 

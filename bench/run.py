@@ -1,9 +1,10 @@
 """make bench: every figure of docs/benchmarks.md, measured on the lab in one run.
 
   BENCH_QUICK=1        fewer and shorter runs (about 5 min with the lab up; writes build/bench/)
-  BENCH_PARTS=P,...    lab (parts 1-5, 7, 8, on the lab) and/or growth (part 6, on this host, no lab);
-                       default both. One lab part alone: continuity, churn, convergence, forwarding,
-                       capacity, storm, site. A run of some parts keeps the others' last figures.
+  BENCH_PARTS=P,...    lab (parts 1-5, 7, 8, on the lab), growth (part 6, on this host, no lab) and/or
+                       cloud (part 9, on the cloud lab: make lab CLOUD=aws); default all three. One lab
+                       part alone: continuity, churn, convergence, forwarding, capacity, storm, site.
+                       A run of some parts keeps the others' last figures.
   BENCH_SCALE_SIZES=N,...  fleet sizes of part 6 (default 100,1000,10000,50000; quick 100,1000)
   BENCH_PUBLISHERS=N   live ffmpeg publishers in part 1 (default 20; quick 5)
   BENCH_CHANGES=M      fleet changes per way in part 1 (default 50; quick 10)
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harness package
 
+import cloud_scale
 import report
 from continuity import churn, continuity, convergence
 from control_plane import ANSIBLE, site_yml
@@ -161,12 +163,12 @@ def restore(env: dict, lb2_flipped: bool) -> None:
 
 
 LAB_PARTS = ("site", "continuity", "churn", "convergence", "forwarding", "capacity", "storm")
-PARTS = (*LAB_PARTS, "growth")
+PARTS = (*LAB_PARTS, "growth", "cloud")
 
 
 def parts_from_env() -> list[str]:
     """The parts to run, in PARTS order; `lab` stands for every lab part."""
-    asked = {p.strip() for p in os.environ.get("BENCH_PARTS", "lab,growth").split(",") if p.strip()}
+    asked = {p.strip() for p in os.environ.get("BENCH_PARTS", "lab,growth,cloud").split(",") if p.strip()}
     if "lab" in asked:
         asked = (asked - {"lab"}) | set(LAB_PARTS)
     unknown = sorted(asked - set(PARTS))
@@ -196,6 +198,21 @@ def lab_parts(quick: bool, env: dict, results: dict, parts: list[str]) -> None:
     results["lab_seconds"] = time.monotonic() - started
 
 
+def cloud_part(quick: bool, env: dict) -> dict:
+    """Part 9 on the cloud lab (make lab CLOUD=aws), which replaces the docker lab for it."""
+    client = lab.docker.from_env()
+    if not lab.cloud_lab(client):
+        say("part 9: the cloud lab (make lab-down, then make lab CLOUD=aws)")
+        lab_cli("down")
+        sh("env", "CLOUD=aws", str(ROOT / ".venv/bin/python"), "scripts/lab.py", "up")
+    started = time.monotonic()
+    figures = cloud_scale.measure(
+        2 if quick else 5, say, lambda extra: site_yml(extra, env, inventory="inventories/lab-aws")
+    )
+    figures["seconds"] = time.monotonic() - started
+    return figures
+
+
 def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
     parts = parts_from_env()
@@ -221,6 +238,8 @@ def main() -> int:
         growth_started, date = time.monotonic(), datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         results["growth"] = growth(sizes, runs, env, say)
         results["growth"].update(seconds=time.monotonic() - growth_started, date=date)
+    if "cloud" in parts:
+        results["cloud"] = cloud_part(quick, env)
     results["seconds"] = time.monotonic() - started
     results["parts_run"] = parts
     results_path.parent.mkdir(parents=True, exist_ok=True)
