@@ -193,7 +193,11 @@ def streams(client) -> dict[str, tuple[str, str]]:
     for container in media_containers(client) + cloud_containers(client):
         if container.status != "running":
             continue
-        page = nginx_stat.stat_page(f"http://{address(client, container.name, MEDIA)}:8080/stat")
+        try:
+            where = container.attrs["NetworkSettings"]["Networks"][MEDIA]["IPAddress"]
+            page = nginx_stat.stat_page(f"http://{where}:8080/stat")
+        except (KeyError, OSError):
+            continue  # a cloud machine terminated while it was being read: no stream there any more
         for stream, publisher in nginx_stat.publishers_in(page).items():
             if publisher is not None:
                 seen[stream] = (container.name, publisher)
