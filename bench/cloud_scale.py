@@ -5,11 +5,13 @@ Every other media server holds a stream (maxconn 1, the design's Fargate tasks),
 can only go to the new server. Each round: the Auto Scaling group grows by one; the clock starts when
 the API says the new instance is running, and the figures are when its container answered, when the
 reconcile job added it to lb1, when its health check passed, and when an RTMP handshake through lb1
-first completed (it can only land there). Then the group shrinks back.
+first completed (it can only land there). Then the group shrinks back: the guard protects the held
+servers, so the new, idle one goes. Each round starts at a random point of the timer's interval.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 
@@ -19,7 +21,7 @@ from harness.rtmp import handshake
 from labctl import lab
 
 LB1 = "rtmpedge-lb1"
-TIMER_DEFAULT = "30s"  # the reconcile role's reconcile_timer_interval
+TIMER_DEFAULT, TIMER_SECONDS = "30s", 30  # the reconcile role's reconcile_timer_interval
 
 
 def _instances(aws) -> dict[str, str]:
@@ -42,7 +44,9 @@ def _status(client, name: str) -> str | None:
     return row["status"] if row else None
 
 
-def round_once(client, aws, hold) -> dict:
+def round_once(client, aws) -> dict:
+    # Rounds back to back would fall at the same point of the job's timer every time.
+    time.sleep(random.uniform(0, TIMER_SECONDS))  # noqa: S311 - a delay, not a secret
     before = set(_instances(aws))
     desired = len(before) + 1
     aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=cloud.ASG, DesiredCapacity=desired)
@@ -67,8 +71,9 @@ def round_once(client, aws, hold) -> dict:
     host = lab.address(client, LB1, lab.PUBLIC)
     t_stream = _until(lambda: handshake(host, timeout=1), 60, "a handshake through lb1", step=0.05)
     aws["autoscaling"].set_desired_capacity(AutoScalingGroupName=cloud.ASG, DesiredCapacity=desired - 1)
-    _until(lambda: len(_instances(aws)) == desired - 1, 60, "the group back", step=0.2)
-    hold()
+    _until(lambda: instance not in _instances(aws), 60, "the idle new instance scaled in again", step=0.2)
+    # Gone from lb1 (or DOWN there) before the next round, so that round's new server is the only free one.
+    _until(lambda: _status(client, instance) in (None, "DOWN", "MAINT"), 120, "lb1 to let it go", step=0.5)
     return {
         "container_s": t_container - t0,
         "answering_s": t_stat - t0,
@@ -105,7 +110,10 @@ def measure(rounds: int, say, site_yml) -> dict:
         hold()
         for n in range(rounds):
             say(f"part 9: round {n + 1} of {rounds}: one more instance, until its first stream through lb1")
-            rounds_done.append(round_once(client, aws, hold))
+            rounds_done.append(round_once(client, aws))
+            alive = set(keys) & set(lab.streams(client))
+            if alive != set(keys):
+                raise RuntimeError(f"bench: held streams were cut: {sorted(set(keys) - alive)}")
     finally:
         if keys:
             lab.publisher(client, "stop", *keys)
