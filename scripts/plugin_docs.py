@@ -75,17 +75,18 @@ def block() -> str:
 
 
 def fragment() -> str:
-    """The doc fragment rtmpedge.balancer.haproxy_runtime, with .config and .apply."""
+    """The doc fragment rtmpedge.balancer.haproxy_runtime, with .config, .apply and .lock."""
     parts = {
         "DOCUMENTATION": doc_options(),
         "CONFIG": doc_options("config_path"),
         "APPLY": doc_options("last_good_path", "server_state_file", "lock_path"),
+        "LOCK": doc_options("lock_path"),
     }
     body = "".join(f'    {name} = r"""\n{text}"""\n' for name, text in parts.items())
     return (
         "# Copyright: rtmpedge maintainers\n"
         "# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)\n"
-        '"""Options the collection\'s HAProxy modules share: the sockets and backend, .config, .apply.\n\n'
+        '"""Options the collection\'s HAProxy modules share: the sockets and backend, .config, .apply, .lock.\n\n'
         "Written by scripts/plugin_docs.py from plugins/module_utils/haproxy_settings.py; do not edit.\n"
         '"""\n\n'
         "from __future__ import annotations\n\n\n"

@@ -1,6 +1,6 @@
 # Copyright: rtmpedge maintainers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options the collection's HAProxy modules share: the sockets and backend, .config, .apply.
+"""Options the collection's HAProxy modules share: the sockets and backend, .config, .apply, .lock.
 
 Written by scripts/plugin_docs.py from plugins/module_utils/haproxy_settings.py; do not edit.
 """
@@ -41,6 +41,13 @@ options:
     description: "Where the servers' runtime state (drain, maintenance, weights) is saved across reloads."
     type: path
     default: /var/lib/haproxy/server-state
+  lock_path:
+    description: "The lock that one apply at a time holds (the role's handler, the reconcile job, playbooks)."
+    type: path
+    default: /run/rtmpedge-reconcile.lock
+"""
+    LOCK = r"""
+options:
   lock_path:
     description: "The lock that one apply at a time holds (the role's handler, the reconcile job, playbooks)."
     type: path

@@ -369,3 +369,42 @@ def replace_acl(admin_socket: str, path: str, entries: list[str], timeout: float
     for entry in entries:
         run(admin_socket, f"add acl @{version} {path} {entry}", timeout=timeout)
     run(admin_socket, f"commit acl @{version} {path}", timeout=timeout)
+
+
+def ssl_cert_loaded(admin_socket: str, path: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Whether the running worker serves a certificate loaded from file `path`."""
+    listing = send_command(admin_socket, "show ssl cert", timeout)
+    return path in (line.strip() for line in listing.splitlines())
+
+
+def ssl_cert_info(admin_socket: str, path: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, str]:
+    """`show ssl cert <path>` as {'serial', 'not_after', 'subject', 'issuer', 'fingerprint'}; {} if not loaded."""
+    names = {
+        "Serial": "serial",
+        "notAfter": "not_after",
+        "Subject": "subject",
+        "Issuer": "issuer",
+        "SHA1 FingerPrint": "fingerprint",
+    }
+    info = {}
+    for line in send_command(admin_socket, f"show ssl cert {path}", timeout).splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key in names:
+            info[names[key]] = value.strip()
+    return info
+
+
+def replace_ssl_cert(admin_socket: str, path: str, pem: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Swap the certificate HAProxy loaded from `path` for `pem` (chain and key), without a reload.
+
+    `set ssl cert` opens a transaction (one at a time, process-wide) and `commit ssl cert`
+    makes new handshakes use it; a refused payload or commit aborts the transaction, so the
+    next attempt does not find it open. The payload ends at the first empty line.
+    """
+    payload = "\n".join(line for line in pem.splitlines() if line.strip())
+    try:
+        run(admin_socket, f"set ssl cert {path} <<\n{payload}\n", expect="Transaction", timeout=timeout)
+        run(admin_socket, f"commit ssl cert {path}", expect="Success!", timeout=timeout)
+    except RuntimeAPIError:
+        send_command(admin_socket, f"abort ssl cert {path}", timeout)
+        raise

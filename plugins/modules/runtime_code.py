@@ -72,6 +72,7 @@ def _shipped() -> None:
         haproxy_service,
         haproxy_settings,
         media_server,
+        pem_bundle,
         reconcile,
         reconcile_memo,
         return_paths,

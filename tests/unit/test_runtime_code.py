@@ -8,37 +8,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+from run_module import run_module
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "plugins/module_utils"
 
 
 def _install(dest: Path, check: bool = False) -> dict:
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {"rtmpedge.balancer.runtime_code": {"dest": str(dest)}, "register": "code"},
-                {
-                    "ansible.builtin.copy": {
-                        "content": "{{ code | to_json }}",
-                        "dest": str(dest.parent / "result.json"),
-                    },
-                    "check_mode": False,
-                },
-            ],
-        }
-    ]
-    path = dest.parent / "play.yml"
-    path.write_text(yaml.safe_dump(play))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    argv = [str(REPO / ".venv/bin/ansible-playbook"), "-i", "localhost,", "-c", "local", str(path)]
-    argv += ["-e", "ansible_python_interpreter=/usr/bin/python3", *(["--check"] if check else [])]
-    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return yaml.safe_load((dest.parent / "result.json").read_text())
+    result = run_module(dest.parent, "rtmpedge.balancer.runtime_code", {"dest": str(dest)}, check=check)
+    assert not result.get("failed"), result
+    return result
 
 
 def _tree(root: Path) -> dict[str, bytes]:
