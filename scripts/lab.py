@@ -34,7 +34,7 @@ import docker.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness import nginx_stat  # noqa: E402 - the harness's stat-page reader
+from harness import nginx_stat, pki  # noqa: E402 - the harness's stat-page reader and test CA
 from harness.containers import SYSTEMD  # noqa: E402 - what systemd needs as PID 1 in a container
 
 PUBLIC, MEDIA = "rtmpedge-public", "rtmpedge-media"
@@ -55,6 +55,11 @@ MEDIA_LABEL = "rtmpedge.role"
 # The test publisher (streams until stopped, then says whether it was cut), copied into the client.
 PUBLISHER = ROOT / "tests" / "harness" / "publisher.py"
 PUBLISHER_IN_CLIENT = "/usr/local/bin/rtmpedge-test-publisher"
+# The lab's own CA and the balancers' RTMPS bundle (inventories/lab*/group_vars/all.yml read it);
+# the client trusts the CA as a publisher's system would.
+PKI_DIR = CLOUD_DIR / "pki"
+RTMPS_NAME = "ingest.lab"
+CA_IN_CLIENT = "/usr/local/share/ca-certificates/rtmpedge-lab-ca.crt"
 STATS_AUTH = ("lab", "lab")  # haproxy_management_user/password in inventories/lab/group_vars/all.yml
 
 
@@ -233,15 +238,36 @@ def balancer_stats(client, lb: str) -> dict[tuple[str, str], dict]:
     return {(r["pxname"], r["svname"]): r for r in csv.DictReader(io.StringIO(text.lstrip("# ")))}
 
 
-def install_publisher(client) -> None:
-    """Copy tests/harness/publisher.py into the client container (cheap: done before each use)."""
-    content = PUBLISHER.read_bytes()
+def ensure_certificate(client) -> None:
+    """The lab CA (made once), an RTMPS certificate for the balancers' public addresses, the client's trust."""
+    authority = pki.Authority.kept_in(PKI_DIR, "rtmpedge lab CA", days=825)
+    bundle_file = PKI_DIR / "rtmps.pem"
+    names = [RTMPS_NAME, *(address(client, lb, PUBLIC) for lb in BALANCERS)]
+    current = bundle_file.read_text() if bundle_file.exists() else ""
+    if not current or pki.names_of(current) != set(names) or pki.days_left(current) < 30:
+        say(f"issuing the balancers' RTMPS certificate from the lab CA ({', '.join(names)})")
+        bundle, _leaf = authority.issue(pki.new_serial(), names, days=90)
+        bundle_file.touch(mode=0o600)
+        bundle_file.write_text(bundle)
+    put_file(client, CLIENT, CA_IN_CLIENT, authority.pem.encode())
+    trusted = client.containers.get(CLIENT).exec_run(["update-ca-certificates"])
+    if trusted.exit_code:
+        sys.exit(f"lab: the client does not trust the lab CA: {trusted.output.decode(errors='replace')}")
+
+
+def put_file(client, container: str, path: str, content: bytes) -> None:
+    """Copy bytes into a container's file (mode 644)."""
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo(Path(PUBLISHER_IN_CLIENT).name)
+        info = tarfile.TarInfo(Path(path).name)
         info.size, info.mode = len(content), 0o644
         tar.addfile(info, io.BytesIO(content))
-    client.containers.get(CLIENT).put_archive(str(Path(PUBLISHER_IN_CLIENT).parent), archive.getvalue())
+    client.containers.get(container).put_archive(str(Path(path).parent), archive.getvalue())
+
+
+def install_publisher(client) -> None:
+    """Copy tests/harness/publisher.py into the client container (cheap: done before each use)."""
+    put_file(client, CLIENT, PUBLISHER_IN_CLIENT, PUBLISHER.read_bytes())
 
 
 def publisher(client, *args: str) -> tuple[int, str, str]:
@@ -251,18 +277,26 @@ def publisher(client, *args: str) -> tuple[int, str, str]:
     return result.exit_code, (out or b"").decode(), (err or b"").decode()
 
 
+PUBLISH_PORTS = {1935: "rtmp", 80: "rtmp", 443: "rtmps"}
+
+
+def publish_url(client, lb: str, port: int, key: str) -> str:
+    """Where the client publishes through a balancer's public address (RTMPS: verified against the lab CA)."""
+    return f"{PUBLISH_PORTS[port]}://{address(client, lb, PUBLIC)}:{port}/live/{key}"
+
+
 def publish_checks(client, seconds: float = 60) -> bool:
-    """A stream through each balancer on 1935 and 80; prints where each landed and the IP seen.
+    """A stream through each balancer on 1935, 80 and RTMPS on 443; prints where each landed and the IP seen.
 
     Each stream runs until it has been seen on a media server (or `seconds` passed), then is
     stopped; a stream that ended before that (cut) fails its row.
     """
     client_ip = address(client, CLIENT, PUBLIC)
-    targets = [(lb, port) for lb in BALANCERS for port in (1935, 80)]
-    say(f"publishing a test stream through each balancer on 1935 and 80 from {CLIENT} ({client_ip})")
+    targets = [(lb, port) for lb in BALANCERS for port in PUBLISH_PORTS]
+    say(f"publishing a test stream through each balancer on 1935, 80 and 443 (RTMPS) from {CLIENT} ({client_ip})")
     wanted = {f"check-{lb.removeprefix('rtmpedge-')}-{port}": (lb, port) for lb, port in targets}
     install_publisher(client)
-    urls = [f"{key}=rtmp://{address(client, lb, PUBLIC)}:{port}/live/{key}" for key, (lb, port) in wanted.items()]
+    urls = [f"{key}={publish_url(client, lb, port, key)}" for key, (lb, port) in wanted.items()]
     code, _out, err = publisher(client, "start", *urls)
     if code:
         sys.exit(f"lab: the test publishers did not start: {err.strip()}")
@@ -273,7 +307,7 @@ def publish_checks(client, seconds: float = 60) -> bool:
     _code, out, err = publisher(client, "stop", *wanted)
     ended = json.loads(out) if out.strip() else {}
     width = max([18, *(len(server) + 2 for server, _ip in found.values())])
-    print(f"\n  {'balancer':<14}{'port':<6}{'media server':<{width}}{'client IP seen':<16}result")
+    print(f"\n  {'balancer':<14}{'listener':<12}{'media server':<{width}}{'client IP seen':<16}result")
     ok = True
     for key, (lb, port) in wanted.items():
         server, seen_ip = found.get(key, ("-", "-"))
@@ -281,7 +315,7 @@ def publish_checks(client, seconds: float = 60) -> bool:
         good = seen_ip == client_ip and state == "stopped"
         ok &= good
         verdict = "ok" if good else "FAILED" + ("" if state == "stopped" else f" (stream {state})")
-        print(f"  {lb:<14}{port:<6}{server:<{width}}{seen_ip:<16}{verdict}")
+        print(f"  {lb:<14}{PUBLISH_PORTS[port] + ':' + str(port):<12}{server:<{width}}{seen_ip:<16}{verdict}")
     print()
     if err.strip():
         print(err.strip())
@@ -318,6 +352,7 @@ def up(args) -> int:
     else:
         names = create_media(client, max(3, len(media_containers(client))))
     wait_for_stat(client, names)
+    ensure_certificate(client)
     inventory = inventory_dir(client)
     say(f"ansible-playbook site.yml -i {inventory} (first time about 3 min; a re-run that changes nothing 1-2 min)")
     ansible_playbook("site.yml", inventory=inventory)

@@ -140,7 +140,10 @@ def run_job(tmp: Path, project: Path, inventory: dict, playbook: str, *, extrava
     )
     env = awx.job_env(pdd, job_id=job_id, inventory_id=7, revision=revision.stdout.strip())
     # A job template's extra variables: the lab's hosts are containers, reached through the engine.
-    extravars = {"ansible_connection": "community.docker.docker_api", **extravars}
+    # The RTMPS bundle comes as a custom credential type's injector hands it over (extra_vars): the
+    # project holds no key, and the lab inventory's file lookup is never needed.
+    credential = {"haproxy_rtmps_certificate": (lab.PKI_DIR / "rtmps.pem").read_text()}
+    extravars = {"ansible_connection": "community.docker.docker_api", **credential, **extravars}
     # The inventory as AWX passes it: the host path of the script it wrote (runner maps it into /runner).
     runner = awx.run_in_ee(pdd, IMAGE, env, playbook=playbook, inventory=hosts, extravars=extravars)
     return runner, _output(runner)

@@ -45,7 +45,10 @@ def ffmpeg_argv(url: str, max_seconds: int) -> list[str]:
         "-f", "lavfi", "-i", "sine=frequency=440",
         "-t", str(max_seconds),
         "-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", "-g", "50",
-        "-c:a", "aac", "-f", "flv", url,
+        "-c:a", "aac", "-f", "flv",
+        # RTMPS: the balancer's certificate is checked against the system's CAs and the URL's host.
+        *(["-tls_verify", "1"] if url.startswith("rtmps://") else []),
+        url,
     ]  # fmt: skip
 
 

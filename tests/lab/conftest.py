@@ -66,8 +66,8 @@ def wait_for(predicate, seconds: float, what: str) -> float:
 
 
 def publish(client, lb: str, key: str, port: int = 1935) -> None:
-    """An ffmpeg publisher in the lab's client container that streams until stop_publishers()."""
-    url = f"rtmp://{address(client, lb, lab.PUBLIC)}:{port}/live/{key}"
+    """An ffmpeg publisher in the lab's client container that streams until stop_publishers() (443: RTMPS)."""
+    url = lab.publish_url(client, lb, port, key)
     lab.install_publisher(client)
     code, _out, err = lab.publisher(client, "start", f"{key}={url}")
     assert code == 0, f"the test publisher did not start: {err}"
