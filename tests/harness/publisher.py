@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -37,15 +38,43 @@ DEFAULT_MAX_SECONDS = 1800
 QUIT_GRACE = 15.0  # ffmpeg's own clean stop ('q': trailer written, connection closed)
 
 
-def ffmpeg_argv(url: str, max_seconds: int) -> list[str]:
-    """A live-rate synthetic stream (picture and tone), as an encoder sends it."""
+CLIP_SECONDS = 10
+
+
+def ensure_clip(directory: str) -> Path:
+    """A short clip encoded once per directory, that every publisher there loops.
+
+    Encoding live costs each ffmpeg a share of a core; twenty publishers on a busy
+    2-core machine then starve the system under test. Looping an encoded clip with
+    stream copy sends the same kind of stream (H.264 and AAC in FLV, at its own rate).
+    """
+    clip = Path(directory) / "clip.flv"
+    if clip.exists():
+        return clip
+    with open(Path(directory) / "clip.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # publishers started together encode it once
+        if not clip.exists():
+            tmp = clip.with_suffix(".tmp.flv")
+            subprocess.run(
+                [
+                    "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={CLIP_SECONDS}",
+                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={CLIP_SECONDS}",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", "-g", "50",
+                    "-c:a", "aac", "-shortest", "-f", "flv", str(tmp),
+                ],
+                check=True, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            tmp.replace(clip)
+    return clip
+
+
+def ffmpeg_argv(url: str, max_seconds: int, clip: Path) -> list[str]:
+    """The clip in a loop at its own rate (picture and tone), as an encoder sends it."""
     return [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
-        "-f", "lavfi", "-i", "sine=frequency=440",
-        "-t", str(max_seconds),
-        "-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", "-g", "50",
-        "-c:a", "aac", "-f", "flv",
+        "ffmpeg", "-hide_banner", "-loglevel", "error",
+        "-re", "-stream_loop", "-1", "-i", str(clip),
+        "-t", str(max_seconds), "-c", "copy", "-f", "flv",
         # RTMPS: the balancer's certificate is checked against the system's CAs and the URL's host.
         *(["-tls_verify", "1"] if url.startswith("rtmps://") else []),
         url,
@@ -72,7 +101,14 @@ def supervise(directory: str, name: str, url: str, max_seconds: int) -> int:
     files = Files(directory, name)
     started = time.monotonic()
     with open(files.err, "wb") as err:
-        proc = subprocess.Popen(ffmpeg_argv(url, max_seconds), stdin=subprocess.PIPE, stderr=err)
+        try:
+            clip = ensure_clip(directory)
+        except (OSError, subprocess.CalledProcessError) as e:
+            err.write(f"publisher: the clip could not be encoded: {e}\n".encode())
+            files.write_result({"state": "cut", "rc": None, "ran_s": 0.0})
+            files.pid.write_text(str(os.getpid()))  # start() waits for it
+            return 1
+        proc = subprocess.Popen(ffmpeg_argv(url, max_seconds, clip), stdin=subprocess.PIPE, stderr=err)
     asked: list[float] = []
 
     def on_stop(_signum, _frame):
