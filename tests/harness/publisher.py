@@ -49,8 +49,6 @@ def ensure_clip(directory: str) -> Path:
     stream copy sends the same kind of stream (H.264 and AAC in FLV, at its own rate).
     """
     clip = Path(directory) / "clip.flv"
-    if clip.exists():
-        return clip
     with open(Path(directory) / "clip.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # publishers started together encode it once
         if not clip.exists():
