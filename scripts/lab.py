@@ -146,13 +146,18 @@ def address(client, name: str, network: str) -> str:
 
 
 def media_containers(client) -> list:
-    found = client.containers.list(all=True, filters={"label": [f"{LAB_LABEL}=1", f"{MEDIA_LABEL}=media"]})
+    found = client.containers.list(
+        all=True, filters={"label": [f"{LAB_LABEL}=1", f"{MEDIA_LABEL}=media"]}, ignore_removed=True
+    )
     return sorted(found, key=lambda c: int(c.name.removeprefix("rtmpedge-media")))
 
 
 def cloud_containers(client) -> list:
     """The cloud lab's media servers: one container per running instance or task (harness/cloud.py)."""
-    found = client.containers.list(all=True, filters={"label": [f"{LAB_LABEL}=1", f"{MEDIA_LABEL}=cloud-media"]})
+    # ignore_removed: a terminated machine's container can go between the listing and its inspection.
+    found = client.containers.list(
+        all=True, filters={"label": [f"{LAB_LABEL}=1", f"{MEDIA_LABEL}=cloud-media"]}, ignore_removed=True
+    )
     return sorted(found, key=lambda c: c.name)
 
 
@@ -551,7 +556,7 @@ def down(_args) -> int:
     except docker.errors.DockerException:
         say("no docker engine answers: nothing to remove")
         return 0
-    for container in client.containers.list(all=True, filters={"label": f"{LAB_LABEL}=1"}):
+    for container in client.containers.list(all=True, filters={"label": f"{LAB_LABEL}=1"}, ignore_removed=True):
         say(f"removing {container.name}")
         container.remove(force=True, v=True)
     for network in client.networks.list(filters={"label": f"{LAB_LABEL}=1"}):

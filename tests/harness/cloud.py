@@ -233,7 +233,7 @@ class Hypervisor:
         self.options = container_options
 
     def containers(self) -> dict[str, object]:
-        found = self.docker.containers.list(all=True, filters={"label": LABEL})
+        found = self.docker.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True)
         return {c.labels[LABEL]: c for c in found}
 
     def start(self, machine: str, address: str) -> None:

@@ -302,6 +302,63 @@ def test_docker_labelled_containers_on_a_network(tmp_path, docker_fleet):
     assert len(a["rtmp_container_id"]) == 12
 
 
+class _VanishingEngine(http.server.BaseHTTPRequestHandler):
+    """A Docker engine's API, as far as the docker source uses it, in which one listed container is
+    removed before the SDK inspects it. A real engine cannot be made to lose a container in that
+    instant on demand; the SDK inspects every listed container, so the listing must tolerate it."""
+
+    LISTED = ("kept", "gone")
+
+    def _answer(self, status: int, body) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if path.endswith("/version"):
+            self._answer(200, {"ApiVersion": "1.41", "Version": "20.10.24"})
+        elif path.endswith("/containers/json"):
+            self._answer(200, [{"Id": f"{name}{'0' * 60}", "Names": [f"/{name}"]} for name in self.LISTED])
+        elif "/containers/kept" in path:
+            networks = {"media": {"IPAddress": "10.61.0.5"}}
+            self._answer(
+                200,
+                {
+                    "Id": f"kept{'0' * 60}",
+                    "Name": "/kept",
+                    "Config": {"Labels": {"role": "media"}},
+                    "State": {"Status": "running"},
+                    "NetworkSettings": {"Networks": networks},
+                },
+            )
+        else:
+            self._answer(404, {"message": f"No such container: {path.split('/')[-2]}"})
+
+    def log_message(self, *_args):
+        pass
+
+
+def test_docker_a_container_removed_while_listed_is_left_out(tmp_path):
+    engine = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VanishingEngine)
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        source = {
+            "type": "docker",
+            "label": "role=media",
+            "network": "media",
+            "docker_host": f"tcp://127.0.0.1:{engine.server_address[1]}",
+        }
+        hostvars = _hostvars(inventory(tmp_path, {"sources": [source]}))
+    finally:
+        engine.shutdown()
+    assert sorted(hostvars) == ["kept"]
+    assert hostvars["kept"]["rtmp_address"] == "10.61.0.5"
+
+
 def test_a_cache_hit_makes_no_network_call(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -25,7 +25,8 @@ def discover(label: str, options: dict) -> list[MediaServer]:
     selector, network = options["label"], options["network"]
     try:
         client = docker.DockerClient(base_url=options.get("docker_host"), timeout=options["timeout"])
-        containers = client.containers.list(filters={"label": selector, "status": "running"})
+        # The SDK inspects each listed container; one removed in between is gone, not an error.
+        containers = client.containers.list(filters={"label": selector, "status": "running"}, ignore_removed=True)
     except docker.errors.DockerException as e:
         raise DiscoveryError(label, f"Docker engine: {e}") from e
     port_label = options.get("port_label")
