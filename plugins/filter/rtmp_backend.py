@@ -14,6 +14,7 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server imp
     HOST_VARS,
     backend_plan,
     derived_maxconn,
+    transparent_problems,
 )
 
 # What the contract reads of a host (module_utils/media_server.py: from_host_vars).
@@ -90,7 +91,7 @@ def rtmp_backend_plan(hosts, hostvars):
         raise AnsibleFilterError(f"rtmp_backend_plan: cannot read the media servers' variables: {e}") from e
 
 
-def rtmp_backend_config(hosts, hostvars, per_server_fallback=200, floor=1024):
+def rtmp_backend_config(hosts, hostvars, per_server_fallback=200, floor=1024, client_ip_mode="none"):
     """The backend as haproxy.cfg needs it, as plain values: its server lines in one string, the
     server count, the problems and the derived frontend maxconn.
 
@@ -99,10 +100,11 @@ def rtmp_backend_config(hosts, hostvars, per_server_fallback=200, floor=1024):
     """
     plan = rtmp_backend_plan(hosts, hostvars)
     servers = plan["servers"]
+    problems = plan["problems"] + (transparent_problems(servers) if client_ip_mode == "transparent" else [])
     return {
         "lines": "\n".join(server_line(s) for s in servers),
         "count": len(servers),
-        "problems": plan["problems"],
+        "problems": problems,
         "derived_maxconn": derived_maxconn(servers, int(per_server_fallback), int(floor)),
     }
 

@@ -140,6 +140,13 @@ def replace_servers(text: str, backend: str, servers: Iterable[dict]) -> str:
     return "\n".join(result) + ("\n" if text.endswith("\n") else "")
 
 
+def spoofs_client_ip(text: str, backend: str) -> bool:
+    """Whether the backend connects from the publisher's own address (`source ... usesrc`: transparent mode)."""
+    lines = text.splitlines()
+    start, end = _backend_span(lines, backend)
+    return any(line.split()[:1] == ["source"] and "usesrc" in line.split() for line in lines[start + 1 : end])
+
+
 def structure(text: str, backend: str, keep: frozenset | set = frozenset()) -> str:
     """The config without the backend's server lines (but those of the servers named in `keep`):
     what only a reload can change."""

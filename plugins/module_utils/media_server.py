@@ -252,6 +252,24 @@ def duplicates(servers: Iterable[MediaServer], label_of=lambda s: s.name) -> lis
     return problems
 
 
+def transparent_problems(servers: Iterable[Mapping]) -> list[str]:
+    """Why transparent mode cannot carry the publishers' own addresses to these servers.
+
+    It spoofs IPv4 publishers towards IPv4 media servers: the backend connects from
+    `source 0.0.0.0` and the return paths are IPv4 routes. An IPv6 publisher's address cannot
+    be spoofed towards an IPv4 server at all, so IPv6 goes through the PROXY protocol.
+    """
+    ipv6 = [str(s["name"]) for s in servers if ":" in str(s["address"])]
+    if not ipv6:
+        return []
+    shown = ", ".join(ipv6[:5]) + (f" and {len(ipv6) - 5} more" if len(ipv6) > 5 else "")
+    return [
+        f"media servers with IPv6 addresses ({shown}) cannot be reached in transparent mode, which spoofs "
+        "IPv4 publishers towards IPv4 media servers only; use haproxy_client_ip_mode: proxy_protocol, "
+        "which carries IPv4 and IPv6 publishers' addresses"
+    ]
+
+
 def backend_plan(hosts: Iterable[str], hostvars: Mapping) -> dict:
     """Backend entries for inventory hosts (sorted by name) and every problem found, duplicates included."""
     servers, labels, problems = [], {}, []

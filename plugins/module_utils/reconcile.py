@@ -175,6 +175,10 @@ def _full_run(settings, discovery_config, config, remember, *, allow_shrink, dry
         ConfigError,
         file_view,
         replace_servers,
+        spoofs_client_ip,
+    )
+    from ansible_collections.rtmpedge.balancer.plugins.module_utils.media_server import (  # noqa: PLC0415
+        transparent_problems,
     )
 
     found, warnings = _discovered(discovery_config, config)
@@ -185,8 +189,11 @@ def _full_run(settings, discovery_config, config, remember, *, allow_shrink, dry
         with open(settings.config_path) as handle:
             current = handle.read()
         candidate = replace_servers(current, settings.backend, servers)
+        unreachable = transparent_problems(servers) if spoofs_client_ip(current, settings.backend) else []
     except (OSError, ConfigError) as e:
         raise JobError(f"cannot read {settings.config_path}: {e}") from e
+    if unreachable:
+        raise JobError(unreachable[0])
     if already_running(settings, candidate, servers):  # nothing to do (the memo said nothing yet)
         if remember is not None:
             remember(candidate, [file_view(s) for s in servers], warnings)

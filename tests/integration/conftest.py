@@ -98,6 +98,7 @@ ROUTES = {
     "/no-address": (200, json.dumps([{"ip": "10.60.0.1"}])),
     "/injection": (200, json.dumps([{"id": "{{ lookup('pipe', 'id') }}", "address": "10.60.0.9", "state": "ready"}])),
     "/error": (500, "boom"),
+    "/fleet6": (200, json.dumps([{"id": "edge-v6", "address": "2001:db8:60::2", "port": 1935}])),
 }
 
 
@@ -142,6 +143,9 @@ def dns_port():
         "--srv-host=_rtmp._tcp.media.test,media2.media.test,1936,0,0",
         "--host-record=media1.media.test,10.70.0.11",
         "--host-record=media2.media.test,10.70.0.12",
+        # A dual-stack media server: an A and an AAAA record.
+        "--srv-host=_rtmp6._tcp.media.test,media6.media.test,1935,0,10",
+        "--host-record=media6.media.test,10.70.0.16,fd00:70::16",
         "--srv-host=_heavy._tcp.media.test,media1.media.test,1935,0,1000",
         "--srv-host=_heavy._tcp.media.test,media2.media.test,1935,0,500",
         "--srv-host=_dangling._tcp.media.test,ghost.media.test,1935,0,10",

@@ -115,6 +115,44 @@ def test_dns_srv_from_dnsmasq(tmp_path, dns_port):
     }
 
 
+def test_ipv6_media_servers_from_static_http_json_and_dns_srv_aaaa(tmp_path, http_url, dns_port):
+    dns = {"type": "dns_srv", "record": "_rtmp6._tcp.media.test", "nameserver": "127.0.0.1"}
+    dns["nameserver_port"] = dns_port
+    data = inventory(
+        tmp_path,
+        {
+            "sources": [
+                {"type": "static", "name": "boxes", "servers": [{"name": "box6", "address": "2001:db8:60::1"}]},
+                {"type": "http_json", "name": "api", "url": f"{http_url}/fleet6"},
+                {**dns, "name": "consul", "address_type": "AAAA"},
+            ]
+        },
+    )
+    hostvars = _hostvars(data)
+    assert {host: v["rtmp_address"] for host, v in hostvars.items()} == {
+        "box6": "2001:db8:60::1",
+        "edge-v6": "2001:db8:60::2",
+        "media6.media.test": "fd00:70::16",
+    }
+    assert all(v["ansible_host"] == v["rtmp_address"] and v["rtmp_port"] == 1935 for v in hostvars.values())
+    # The same target by its A record, the default.
+    servers, _warnings = discover_all([dns], allow_empty=False, on_source_error="fail")
+    assert [(s.name, s.address) for s in servers] == [("media6.media.test", "10.70.0.16")]
+
+
+def test_dns_srv_aaaa_of_a_target_with_an_ipv4_address_only_is_an_error(dns_port):
+    source = {
+        "type": "dns_srv",
+        "record": "_rtmp._tcp.media.test",
+        "nameserver": "127.0.0.1",
+        "nameserver_port": dns_port,
+        "address_type": "AAAA",
+    }
+    with pytest.raises(DiscoveryError, match=r"media1\.media\.test") as caught:
+        discover_all([source], allow_empty=False, on_source_error="fail")
+    assert "AAAA" in str(caught.value), caught.value
+
+
 def test_dns_srv_weights_above_256_are_scaled(dns_port):
     servers, _warnings = discover_all(
         [

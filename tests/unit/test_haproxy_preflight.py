@@ -44,8 +44,24 @@ def run_preflight(tmp_path: Path, media: dict, **balancer_vars) -> subprocess.Co
     )
 
 
-def test_valid_inventory_passes(tmp_path):
-    result = run_preflight(tmp_path, GOOD_MEDIA)
+@pytest.mark.parametrize(
+    "balancer_vars",
+    [
+        {},
+        # IPv4 and IPv6 publishers on the same ports: one listener per family.
+        {
+            "haproxy_rtmp_binds": [
+                {"address": "*", "port": 1935},
+                {"address": "::", "port": 1935, "options": "v6only"},
+                {"address": "*", "port": 80},
+                {"address": "::", "port": 80, "options": "v6only"},
+            ]
+        },
+    ],
+    ids=["defaults", "dual_stack"],
+)
+def test_valid_inventory_passes(tmp_path, balancer_vars):
+    result = run_preflight(tmp_path, GOOD_MEDIA, **balancer_vars)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -89,6 +105,16 @@ CASES = {
         {"haproxy_client_ip_mode": "transparent"},
         "the rtmpedge.balancer.tproxy role has not configured this host",
     ),
+    "transparent_with_ipv6_media_server": (
+        {"media1": {"rtmp_address": "10.30.0.1"}, "media2": {"rtmp_address": "fd00:30::2"}},
+        {"haproxy_client_ip_mode": "transparent"},
+        "media servers with IPv6 addresses (media2) cannot be reached in transparent mode",
+    ),
+    "transparent_listening_on_ipv6": (
+        GOOD_MEDIA,
+        {"haproxy_client_ip_mode": "transparent", "haproxy_rtmp_binds": [{"address": "::", "port": 1935}]},
+        "but RTMP or RTMPS listens on IPv6 (::)",
+    ),
     "rtmps_without_certificate": (
         GOOD_MEDIA,
         {"haproxy_rtmps_enabled": True},
@@ -102,7 +128,13 @@ CASES = {
     "port_collision": (
         GOOD_MEDIA,
         {"haproxy_health_bind": {"address": "*", "port": 1935}},
-        "used once",
+        "health *:1935 takes the port of RTMP *:1935 for IPv4",
+    ),
+    # :: without v6only also takes IPv4 on Linux.
+    "dual_stack_collision": (
+        GOOD_MEDIA,
+        {"haproxy_rtmp_binds": [{"address": "*", "port": 1935}, {"address": "::", "port": 1935}]},
+        "RTMP :::1935 takes the port of RTMP *:1935 for IPv4",
     ),
 }
 
