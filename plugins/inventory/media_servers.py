@@ -384,7 +384,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 rendered[key] = self.templar.template(rendered[key])
             except AnsibleError as e:
                 label = source.get("name") or f"{source['type']}[{index}]"
-                raise AnsibleError(f"media server source {label}: cannot render option {key!r}: {e}") from e
+                # Ansible appends the cause's message: repeating it here would show it twice.
+                raise AnsibleError(f"media server source {label}: cannot render option {key!r}") from e
         return rendered
 
     def _discover(self) -> list[MediaServer]:
@@ -396,7 +397,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 sources, self.get_option("allow_empty"), self.get_option("on_source_error")
             )
         except DiscoveryError as e:
-            raise AnsibleError(str(e)) from e
+            raise AnsibleError("media server discovery failed") from e
         for warning in warnings:
             self.display.warning(warning)
         return servers
@@ -439,7 +440,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._add_host_to_composed_groups(groups, host_vars, host, strict=strict)
                 self._add_host_to_keyed_groups(keyed, host_vars, host, strict=strict)
             except AnsibleError as e:
-                raise AnsibleParserError(f"media server {server.name}: {e}") from e
+                raise AnsibleParserError(f"media server {server.name}: compose, groups or keyed_groups failed") from e
 
 
 # Per source type, the options the plugin renders as templates.
