@@ -16,8 +16,8 @@ help: ## List the targets
 setup: ## Install the pinned Python requirements into .venv and link the collection
 	@scripts/setup-venv.sh
 
-test: setup ## Every test: lint, sanity, unit, package, integration, molecule, lab (what CI runs)
-	@scripts/run-stages.sh lint sanity unit package integration molecule lab
+test: setup ## Every test: lint, sanity, unit, package beside integration, molecule, lab (what CI runs)
+	@scripts/run-stages.sh --beside "lint sanity unit package" integration molecule lab
 
 test-quick: setup ## lint, sanity, unit and package; no containers
 	@scripts/run-stages.sh lint sanity unit package

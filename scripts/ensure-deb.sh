@@ -5,8 +5,13 @@
 set -euo pipefail
 command=$1 package=$2 no_start=${3:-}
 
-if command -v "$command" >/dev/null || [ -x "/usr/sbin/$command" ]; then exit 0; fi
+present() { command -v "$command" >/dev/null || [ -x "/usr/sbin/$command" ]; }
+present && exit 0
 [ "$(id -u)" -eq 0 ] || { echo "$command is missing and installing $package needs root" >&2; exit 1; }
+# One install at a time: make test runs stages side by side, and apt takes its locks without waiting.
+exec 9>/var/lock/rtmpedge-ensure-deb.lock
+flock 9
+present && exit 0  # installed while this one waited
 echo "installing Debian's $package (for $command)"
 policy=/usr/sbin/policy-rc.d own_policy=0
 if [ "$no_start" = --no-start ] && [ ! -e "$policy" ]; then
