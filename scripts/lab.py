@@ -283,11 +283,13 @@ def publisher(client, *args: str) -> tuple[int, str, str]:
 
 
 PUBLISH_PORTS = {1935: "rtmp", 80: "rtmp", 443: "rtmps"}
+RTMPS_TLS12_PORT = 8443  # RTMPS up to TLS 1.2, for librtmp (inventories/lab/group_vars/all.yml)
 
 
 def publish_url(client, lb: str, port: int, key: str) -> str:
     """Where the client publishes through a balancer's public address (RTMPS: verified against the lab CA)."""
-    return f"{PUBLISH_PORTS[port]}://{address(client, lb, PUBLIC)}:{port}/live/{key}"
+    scheme = "rtmps" if port == RTMPS_TLS12_PORT else PUBLISH_PORTS[port]
+    return f"{scheme}://{address(client, lb, PUBLIC)}:{port}/live/{key}"
 
 
 def publish_checks(client, seconds: float = 60) -> bool:

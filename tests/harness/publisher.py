@@ -9,14 +9,21 @@ test asks it to stop, and then reports whether it was stopped by the test
 Runs where the publisher runs (a test container or the lab's client), with the
 standard library only:
 
-  publisher.py [--dir D] start [--max-seconds S] NAME=URL [NAME=URL ...]
+  publisher.py [--dir D] start [--max-seconds S] [--client C] NAME=URL [NAME=URL ...]
   publisher.py [--dir D] status NAME ...          JSON: NAME -> {state, rc, ran_s, error}
   publisher.py [--dir D] alive NAME ...           exit 1 naming those no longer streaming
   publisher.py [--dir D] stop [--wait S] NAME ... stop them; exit 1 naming those cut or failing
+  publisher.py [--dir D] handshake [--runs N] C   JSON: how long client C takes from connect to C0+C1
+  publisher.py [--dir D] untrusted-tls C          JSON: whether client C publishes over RTMPS to a
+                                                  certificate no trusted CA signed, for another name
 
-States: "running"; "stopped" (asked to stop and ffmpeg closed the stream cleanly);
-"cut" (ffmpeg ended before the test asked it to); "failed" (asked to stop, but
-ffmpeg could not close the stream cleanly: the connection had gone).
+Clients (--client): "ffmpeg" (the default: a clip looped with stream copy), "gst-rtmp2"
+(GStreamer's native rtmp2sink) and "gst-librtmp" (GStreamer's rtmpsink, on librtmp, the
+stack OBS's RTMP output descends from); both GStreamer ones encode a test picture and tone.
+
+States: "running"; "stopped" (asked to stop and the client closed the stream cleanly);
+"cut" (the client ended before the test asked it to); "failed" (asked to stop, but
+the client could not close the stream cleanly: the connection had gone).
 """
 
 from __future__ import annotations
@@ -79,6 +86,96 @@ def ffmpeg_argv(url: str, max_seconds: int, clip: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def gstreamer_argv(element: str, url: str) -> list[str]:
+    """A live test picture (H.264, openh264) and tone (AAC) in FLV, to GStreamer's RTMP sink `element`."""
+    location = f"{url} live=1" if element == "rtmpsink" else url  # librtmp's option syntax
+    return [
+        "gst-launch-1.0", "-q", "-e",
+        "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=25/1", "!",
+        "openh264enc", "!", "h264parse", "!", "flvmux", "name=mux", "streamable=true", "!",
+        element, f"location={location}",
+        "audiotestsrc", "is-live=true", "!", "voaacenc", "!", "aacparse", "!", "mux.",
+    ]  # fmt: skip
+
+
+CLIENTS = ("ffmpeg", "gst-rtmp2", "gst-librtmp")
+
+
+def client_argv(client: str, url: str, max_seconds: int, directory: str) -> list[str]:
+    if client == "ffmpeg":
+        return ffmpeg_argv(url, max_seconds, ensure_clip(directory))
+    return gstreamer_argv({"gst-rtmp2": "rtmp2sink", "gst-librtmp": "rtmpsink"}[client], url)
+
+
+def ask_to_stop(client: str, proc: subprocess.Popen) -> None:
+    """The client's own clean stop: ffmpeg's interactive 'q', gst-launch's -e (end of stream on SIGINT)."""
+    try:
+        if client == "ffmpeg":
+            proc.stdin.write(b"q")
+            proc.stdin.flush()
+        else:
+            proc.send_signal(signal.SIGINT)
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def connected_client(client: str, scheme: str, directory: str, timeout: float):
+    """The client publishing to a loopback listener: yields its accepted connection, then kills it."""
+    import socket  # noqa: PLC0415
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(timeout)
+        url = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/live/probe"
+        proc = subprocess.Popen(
+            client_argv(client, url, 60, directory), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            conn, _peer = listener.accept()
+            with conn:
+                conn.settimeout(timeout)
+                yield conn
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def handshake_seconds(client: str, directory: str, timeout: float = 30) -> float:
+    """Seconds from the client's TCP connect to its complete C0+C1 (1537 bytes)."""
+    with connected_client(client, "rtmp", directory, timeout) as conn:
+        connected, received = time.monotonic(), b""
+        while len(received) < 1537:
+            chunk = conn.recv(1537 - len(received))
+            if not chunk:
+                raise SystemExit(f"publisher: {client} closed after {len(received)} bytes of C0+C1")
+            received += chunk
+        seconds = time.monotonic() - connected
+    if received[:1] != b"\x03":
+        raise SystemExit(f"publisher: {client} sent C0 {received[:1]!r}, not 0x03")
+    return seconds
+
+
+def untrusted_tls_accepted(client: str, directory: str, timeout: float = 30) -> bool:
+    """Whether the client sends its C0 over RTMPS to a self-signed certificate for another name."""
+    import ssl  # noqa: PLC0415
+
+    key, cert = Path(directory) / "untrusted.key", Path(directory) / "untrusted.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=untrusted.invalid",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with connected_client(client, "rtmps", directory, timeout) as conn:
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                return tls.recv(1) == b"\x03"
+        except (ssl.SSLError, OSError):
+            return False  # the client ended the handshake: it refused the certificate
+
+
 class Files:
     """Where one publisher keeps its state: NAME.pid, NAME.err, NAME.result."""
 
@@ -94,33 +191,29 @@ class Files:
         tmp.replace(self.result)
 
 
-def supervise(directory: str, name: str, url: str, max_seconds: int) -> int:
-    """Run one ffmpeg; on SIGTERM ask it to stop cleanly; record how it ended."""
+def supervise(directory: str, name: str, url: str, max_seconds: int, client: str = "ffmpeg") -> int:
+    """Run one client; on SIGTERM ask it to stop cleanly; record how it ended."""
     files = Files(directory, name)
     started = time.monotonic()
     with open(files.err, "wb") as err:
         try:
-            clip = ensure_clip(directory)
+            argv = client_argv(client, url, max_seconds, directory)
         except (OSError, subprocess.CalledProcessError) as e:
             err.write(f"publisher: the clip could not be encoded: {e}\n".encode())
             files.write_result({"state": "cut", "rc": None, "ran_s": 0.0})
             files.pid.write_text(str(os.getpid()))  # start() waits for it
             return 1
-        proc = subprocess.Popen(ffmpeg_argv(url, max_seconds, clip), stdin=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=err)
     asked: list[float] = []
 
     def on_stop(_signum, _frame):
-        if asked:
-            return
-        asked.append(time.monotonic())
-        try:  # ffmpeg's interactive 'q': finish the stream and close it properly
-            proc.stdin.write(b"q")
-            proc.stdin.flush()
-        except OSError:
-            pass
+        if not asked:
+            asked.append(time.monotonic())
+            ask_to_stop(client, proc)
 
     signal.signal(signal.SIGTERM, on_stop)
     files.pid.write_text(str(os.getpid()))
+    over = False
     while True:
         try:
             rc = proc.wait(timeout=0.5)
@@ -128,6 +221,9 @@ def supervise(directory: str, name: str, url: str, max_seconds: int) -> int:
         except subprocess.TimeoutExpired:
             if asked and time.monotonic() - asked[0] > QUIT_GRACE:
                 proc.kill()
+            if not over and time.monotonic() - started > max_seconds:  # ffmpeg has its own -t
+                over = True
+                ask_to_stop(client, proc)
     state = ("stopped" if rc == 0 else "failed") if asked else "cut"
     files.write_result({"state": state, "rc": rc, "ran_s": round(time.monotonic() - started, 1)})
     return 0
@@ -166,7 +262,7 @@ def start(args) -> int:
         for stale in (files.pid, files.err, files.result):
             stale.unlink(missing_ok=True)  # an earlier run's verdict must not count
         subprocess.Popen(
-            [sys.executable, __file__, "_supervise", args.dir, name, url, str(args.max_seconds)],
+            [sys.executable, __file__, "_supervise", args.dir, name, url, str(args.max_seconds), args.client],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # outlives the command (ansible, docker exec) that started it
         )  # fmt: skip
@@ -221,17 +317,38 @@ def stop(args) -> int:
     return 0
 
 
+def handshake(args) -> int:
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    runs = [round(handshake_seconds(args.client, args.dir), 4) for _n in range(args.runs)]
+    print(json.dumps({"client": args.client, "connect_to_c0c1_s": runs}))
+    return 0
+
+
+def untrusted_tls(args) -> int:
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    print(json.dumps({"client": args.client, "published": untrusted_tls_accepted(args.client, args.dir)}))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_supervise"]:
-        directory, name, url, max_seconds = argv[1:5]
-        return supervise(directory, name, url, int(max_seconds))
+        directory, name, url, max_seconds, client = argv[1:6]
+        return supervise(directory, name, url, int(max_seconds), client)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", default=DEFAULT_DIR)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("start")
     p.add_argument("--max-seconds", type=int, default=DEFAULT_MAX_SECONDS)
+    p.add_argument("--client", choices=CLIENTS, default="ffmpeg")
     p.add_argument("streams", nargs="+", metavar="NAME=URL")
     p.set_defaults(run=start)
+    p = commands.add_parser("handshake")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("client", choices=CLIENTS)
+    p.set_defaults(run=handshake)
+    p = commands.add_parser("untrusted-tls")
+    p.add_argument("client", choices=CLIENTS)
+    p.set_defaults(run=untrusted_tls)
     for verb, run in (("status", status), ("alive", alive), ("stop", stop)):
         p = commands.add_parser(verb)
         p.add_argument("names", nargs="+", metavar="NAME")
