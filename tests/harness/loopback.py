@@ -23,13 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Listener:
-    """A TCP 'media server' on loopback that accepts and holds every connection (TCP checks pass)."""
+class LoopbackServer:
+    """A TCP server on loopback (host "::1" for IPv6) that hands each connection to `serve`, in a
+    thread of its own; closing `sock` stops it."""
 
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
+    def __init__(self, host: str = "127.0.0.1"):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.create_server((host, 0), family=family, backlog=64)
         self.port = self.sock.getsockname()[1]
-        self.peers: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -38,7 +39,21 @@ class Listener:
                 peer, _address = self.sock.accept()
             except OSError:
                 return
-            self.peers.append(peer)
+            threading.Thread(target=self.serve, args=(peer,), daemon=True).start()
+
+    def serve(self, peer: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class Listener(LoopbackServer):
+    """A TCP 'media server' on loopback that accepts and holds every connection (TCP checks pass)."""
+
+    def __init__(self):
+        self.peers: list[socket.socket] = []
+        super().__init__()
+
+    def serve(self, peer: socket.socket) -> None:
+        self.peers.append(peer)
 
 
 def haproxy_config(directory: Path, front_port: int, timeout_server: str = "1m", default_server: str = CHECKED) -> str:

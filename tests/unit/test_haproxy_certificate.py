@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import send_command, show_proc
-from harness.loopback import start_master
+from harness.loopback import LoopbackServer, start_master
 from harness.pki import Authority, key_pem, other_key, serial_of
 from loopback import free_port, wait_until
 from run_module import run_module
@@ -24,24 +24,10 @@ from run_module import run_module
 NAME = "ingest.test"
 
 
-class Echo:
+class Echo(LoopbackServer):
     """A 'media server' that sends back every byte it receives."""
 
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                peer, _address = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(peer,), daemon=True).start()
-
-    @staticmethod
-    def _echo(peer):
+    def serve(self, peer):
         with peer:
             try:
                 while data := peer.recv(65536):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -21,26 +20,17 @@ from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime 
     send_command,
 )
 from haproxy_render import render, with_local_lists
+from harness.loopback import LoopbackServer
 from harness.rtmp import C0C1
 from loopback import free_port, wait_until
 
 
-class Sink(threading.Thread):
+class Sink(LoopbackServer):
     """A media server stand-in on loopback: answers RTMP handshakes, records each connection's first bytes."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.first_bytes: list[bytes] = []
-
-    def run(self):
-        while True:
-            try:
-                conn, _peer = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def serve(self, conn):
         with conn:
@@ -67,7 +57,6 @@ def balancer(haproxy_bin, tmp_path):
 
     def start(**overrides):
         sink = Sink()
-        sink.start()
         port, admin = free_port(), str(tmp_path / "admin.sock")
         variables = {
             "haproxy_rtmp_binds": [{"address": "127.0.0.1", "port": port}],
@@ -96,7 +85,7 @@ def balancer(haproxy_bin, tmp_path):
     for proc, sink in started:
         proc.terminate()
         proc.wait(timeout=10)
-        sink.listener.close()
+        sink.sock.close()
 
 
 def _handshake(port: int) -> bool:

@@ -11,34 +11,23 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.filter.rtmp_backend import rtmp_backend_config
 from ansible_collections.rtmpedge.balancer.plugins.module_utils import reconcile
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import send_command, servers_state
 from haproxy_render import render, with_local_lists
-from harness.loopback import JobBalancer
+from harness.loopback import JobBalancer, LoopbackServer
 from harness.rtmp import C0C1
 from loopback import free_port, wait_until
 
 
-class ProxyProtocolSink(threading.Thread):
+class ProxyProtocolSink(LoopbackServer):
     """A media server on [::1] that reads the PROXY v1 header of each stream, then answers S0."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
-        self.port = self.listener.getsockname()[1]
         self.headers: list[str] = []
-
-    def run(self):
-        while True:
-            try:
-                conn, _peer = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+        super().__init__("::1")
 
     def serve(self, conn):
         with conn, conn.makefile("rb") as stream:
@@ -67,7 +56,6 @@ def _publish_from(address: str, port: int) -> tuple[str, int]:
 def dual_stack_balancer(haproxy_bin, tmp_path):
     """The role's config in proxy_protocol mode, listening on IPv4 and IPv6 on one port; one IPv6 media server."""
     sink = ProxyProtocolSink()
-    sink.start()
     port, admin = free_port(), str(tmp_path / "admin.sock")
     config = render(
         {"media6": {"rtmp_address": "::1", "rtmp_port": sink.port}},
@@ -86,7 +74,7 @@ def dual_stack_balancer(haproxy_bin, tmp_path):
     yield port, sink
     proc.terminate()
     proc.wait(timeout=10)
-    sink.listener.close()
+    sink.sock.close()
 
 
 def test_proxy_protocol_carries_ipv6_and_ipv4_publishers_to_an_ipv6_media_server(dual_stack_balancer):
