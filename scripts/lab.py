@@ -282,14 +282,14 @@ def publisher(client, *args: str) -> tuple[int, str, str]:
     return result.exit_code, (out or b"").decode(), (err or b"").decode()
 
 
-PUBLISH_PORTS = {1935: "rtmp", 80: "rtmp", 443: "rtmps"}
+PUBLISH_PORTS = {1935: "rtmp", 80: "rtmp", 443: "rtmps"}  # the proof table's listeners
 RTMPS_TLS12_PORT = 8443  # RTMPS up to TLS 1.2, for librtmp (inventories/lab/group_vars/all.yml)
+SCHEMES = {**PUBLISH_PORTS, RTMPS_TLS12_PORT: "rtmps"}  # every public listener of a balancer
 
 
 def publish_url(client, lb: str, port: int, key: str) -> str:
     """Where the client publishes through a balancer's public address (RTMPS: verified against the lab CA)."""
-    scheme = "rtmps" if port == RTMPS_TLS12_PORT else PUBLISH_PORTS[port]
-    return f"{scheme}://{address(client, lb, PUBLIC)}:{port}/live/{key}"
+    return f"{SCHEMES[port]}://{address(client, lb, PUBLIC)}:{port}/live/{key}"
 
 
 def publish_checks(client, seconds: float = 60) -> bool:

@@ -142,6 +142,8 @@ def replace_servers(text: str, backend: str, servers: Iterable[dict]) -> str:
 
 def spoofs_client_ip(text: str, backend: str) -> bool:
     """Whether the backend connects from the publisher's own address (`source ... usesrc`: transparent mode)."""
+    if "usesrc" not in text:  # the reconcile job asks on every full run: no second split of a big file
+        return False
     lines = text.splitlines()
     start, end = _backend_span(lines, backend)
     return any(line.split()[:1] == ["source"] and "usesrc" in line.split() for line in lines[start + 1 : end])
