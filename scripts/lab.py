@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -55,6 +56,11 @@ MEDIA_LABEL = "rtmpedge.role"
 # The test publisher (streams until stopped, then says whether it was cut), copied into the client.
 PUBLISHER = ROOT / "tests" / "harness" / "publisher.py"
 PUBLISHER_IN_CLIENT = "/usr/local/bin/rtmpedge-test-publisher"
+PUBLISHERS_DIR_IN_CLIENT = "/tmp/rtmpedge-publishers"  # noqa: S108 - publisher.DEFAULT_DIR, in the client
+ENHANCED_FFMPEG_IN_CLIENT = "/usr/local/bin/ffmpeg-enhanced"  # publisher.ENHANCED_FFMPEG
+# The passive TCP capture that hashes what a connection carried (tests/lab/test_encoders.py).
+CAPTURE = ROOT / "tests" / "harness" / "tcp_capture.py"
+CAPTURE_IN_CONTAINER = "/usr/local/bin/rtmpedge-tcp-capture"
 # The lab's own CA and the balancers' RTMPS bundle (inventories/lab*/group_vars/all.yml read it);
 # the client trusts the CA as a publisher's system would.
 PKI_DIR = CLOUD_DIR / "pki"
@@ -260,19 +266,63 @@ def ensure_certificate(client) -> None:
         sys.exit(f"lab: the client does not trust the lab CA: {trusted.output.decode(errors='replace')}")
 
 
-def put_file(client, container: str, path: str, content: bytes) -> None:
-    """Copy bytes into a container's file (mode 644)."""
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo(Path(path).name)
-        info.size, info.mode = len(content), 0o644
-        tar.addfile(info, io.BytesIO(content))
-    client.containers.get(container).put_archive(str(Path(path).parent), archive.getvalue())
+def put_file(client, container: str, path: str, content: bytes | Path, mode: int = 0o644) -> None:
+    """Copy bytes (or a host file, streamed) into a container's file."""
+    with tempfile.TemporaryFile() as archive:
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            if isinstance(content, Path):
+                tar.add(content, arcname=Path(path).name, filter=lambda info: _with_mode(info, mode))
+            else:
+                info = tarfile.TarInfo(Path(path).name)
+                info.size, info.mode = len(content), mode
+                tar.addfile(info, io.BytesIO(content))
+        archive.seek(0)
+        client.containers.get(container).put_archive(str(Path(path).parent), archive)
+
+
+def _with_mode(info: tarfile.TarInfo, mode: int) -> tarfile.TarInfo:
+    info.mode, info.uid, info.gid, info.uname, info.gname = mode, 0, 0, "root", "root"
+    return info
 
 
 def install_publisher(client) -> None:
     """Copy tests/harness/publisher.py into the client container (cheap: done before each use)."""
     put_file(client, CLIENT, PUBLISHER_IN_CLIENT, PUBLISHER.read_bytes())
+
+
+def install_enhanced_ffmpeg(client) -> None:
+    """The static ffmpeg of the imageio-ffmpeg package (.venv) as the client's enhanced-RTMP publisher.
+
+    Debian 12's ffmpeg 5.1 predates enhanced RTMP (6.1 added HEVC in FLV); the binary is 170 MB,
+    so it is copied once per client container.
+    """
+    import imageio_ffmpeg  # noqa: PLC0415 - the encoder tests only
+
+    binary = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    inside = client.containers.get(CLIENT).exec_run(["stat", "-c", "%s", ENHANCED_FFMPEG_IN_CLIENT])
+    if inside.exit_code or int(inside.output) != binary.stat().st_size:
+        say(f"copying {binary.name} into {CLIENT} as {ENHANCED_FFMPEG_IN_CLIENT}")
+        put_file(client, CLIENT, ENHANCED_FFMPEG_IN_CLIENT, binary, mode=0o755)
+
+
+def publisher_clip_size(client, name: str) -> int:
+    """Bytes of a clip the client's test publishers loop (publisher.py encodes it on first use)."""
+    found = client.containers.get(CLIENT).exec_run(["stat", "-c", "%s", f"{PUBLISHERS_DIR_IN_CLIENT}/{name}"])
+    if found.exit_code:
+        raise RuntimeError(f"no clip {name} in {CLIENT}: {found.output.decode(errors='replace').strip()}")
+    return int(found.output)
+
+
+def install_capture(client, container: str) -> None:
+    """Copy tests/harness/tcp_capture.py into a container (the byte-for-byte proofs)."""
+    put_file(client, container, CAPTURE_IN_CONTAINER, CAPTURE.read_bytes())
+
+
+def capture(client, container: str, *args: str) -> tuple[int, str, str]:
+    """Run the container's TCP capture (start/stop): (exit code, stdout, stderr)."""
+    result = client.containers.get(container).exec_run(["python3", CAPTURE_IN_CONTAINER, *args], demux=True)
+    out, err = result.output
+    return result.exit_code, (out or b"").decode(), (err or b"").decode()
 
 
 def publisher(client, *args: str) -> tuple[int, str, str]:

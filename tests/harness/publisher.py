@@ -17,7 +17,8 @@ standard library only:
   publisher.py [--dir D] untrusted-tls C          JSON: whether client C publishes over RTMPS to a
                                                   certificate no trusted CA signed, for another name
 
-Clients (--client): "ffmpeg" (the default: a clip looped with stream copy), "gst-rtmp2"
+Clients (--client): "ffmpeg" (the default: a clip looped with stream copy), "ffmpeg-hevc"
+(the same with an HEVC clip, from an ffmpeg that sends enhanced RTMP), "gst-rtmp2"
 (GStreamer's native rtmp2sink) and "gst-librtmp" (GStreamer's rtmpsink, on librtmp, the
 stack OBS's RTMP output descends from); both GStreamer ones encode a test picture and tone.
 
@@ -46,26 +47,33 @@ QUIT_GRACE = 15.0  # ffmpeg's own clean stop ('q': trailer written, connection c
 
 
 CLIP_SECONDS = 10
+# An ffmpeg new enough for enhanced RTMP (6.1+), put in the lab's client by tests/lab (docs/encoders.md).
+ENHANCED_FFMPEG = "/usr/local/bin/ffmpeg-enhanced"
+# clip name -> (ffmpeg, video encoder): H.264 for every client, HEVC for the enhanced-RTMP publisher.
+CLIPS = {"clip.flv": ("ffmpeg", "libx264"), "clip-hevc.flv": (ENHANCED_FFMPEG, "libx265")}
 
 
-def ensure_clip(directory: str) -> Path:
+def ensure_clip(directory: str, name: str = "clip.flv") -> Path:
     """A short clip encoded once per directory, that every publisher there loops.
 
     Encoding live costs each ffmpeg a share of a core; twenty publishers on a busy
     2-core machine then starve the system under test. Looping an encoded clip with
-    stream copy sends the same kind of stream (H.264 and AAC in FLV, at its own rate).
+    stream copy sends the same kind of stream (H.264 or HEVC, and AAC, in FLV, at its own rate).
     """
-    clip = Path(directory) / "clip.flv"
-    with open(Path(directory) / "clip.lock", "w") as lock:
+    binary, video = CLIPS[name]
+    clip = Path(directory) / name
+    with open(clip.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # publishers started together encode it once
         if not clip.exists():
             tmp = clip.with_suffix(".tmp.flv")
             subprocess.run(
                 [
-                    "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                    binary, "-hide_banner", "-loglevel", "error", "-y",
                     "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={CLIP_SECONDS}",
                     "-f", "lavfi", "-i", f"sine=frequency=440:duration={CLIP_SECONDS}",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-threads", "1", "-g", "50",
+                    # 4:2:0 as encoders send it (the test picture is RGB: 4:4:4 otherwise).
+                    "-c:v", video, "-pix_fmt", "yuv420p", "-preset", "ultrafast", "-threads", "1", "-g", "50",
+                    *(["-x265-params", "log-level=error:pools=1"] if video == "libx265" else []),
                     "-c:a", "aac", "-shortest", "-f", "flv", str(tmp),
                 ],
                 check=True, stdin=subprocess.DEVNULL,
@@ -74,10 +82,10 @@ def ensure_clip(directory: str) -> Path:
     return clip
 
 
-def ffmpeg_argv(url: str, max_seconds: int, clip: Path) -> list[str]:
+def ffmpeg_argv(url: str, max_seconds: int, clip: Path, binary: str = "ffmpeg") -> list[str]:
     """The clip in a loop at its own rate (picture and tone), as an encoder sends it."""
     return [
-        "ffmpeg", "-hide_banner", "-loglevel", "error",
+        binary, "-hide_banner", "-loglevel", "error",
         "-re", "-stream_loop", "-1", "-i", str(clip),
         "-t", str(max_seconds), "-c", "copy", "-f", "flv",
         # RTMPS: the balancer's certificate is checked against the system's CAs and the URL's host.
@@ -98,19 +106,21 @@ def gstreamer_argv(element: str, url: str) -> list[str]:
     ]  # fmt: skip
 
 
-CLIENTS = ("ffmpeg", "gst-rtmp2", "gst-librtmp")
+CLIENTS = ("ffmpeg", "ffmpeg-hevc", "gst-rtmp2", "gst-librtmp")
 
 
 def client_argv(client: str, url: str, max_seconds: int, directory: str) -> list[str]:
     if client == "ffmpeg":
         return ffmpeg_argv(url, max_seconds, ensure_clip(directory))
+    if client == "ffmpeg-hevc":  # FLV's enhanced header: the video tags carry the FourCC hvc1
+        return ffmpeg_argv(url, max_seconds, ensure_clip(directory, "clip-hevc.flv"), ENHANCED_FFMPEG)
     return gstreamer_argv({"gst-rtmp2": "rtmp2sink", "gst-librtmp": "rtmpsink"}[client], url)
 
 
 def ask_to_stop(client: str, proc: subprocess.Popen) -> None:
     """The client's own clean stop: ffmpeg's interactive 'q', gst-launch's -e (end of stream on SIGINT)."""
     try:
-        if client == "ffmpeg":
+        if client.startswith("ffmpeg"):
             proc.stdin.write(b"q")
             proc.stdin.flush()
         else:

@@ -4,7 +4,9 @@ GStreamer from Debian publishes with its native rtmp2sink and with rtmpsink, bui
 (the stack OBS's RTMP output descends from), through both balancers on 1935, 80 and RTMPS on
 443; each stream reaches a media server with the client's own address and ends when the test
 stops it. How long each client takes from its connect to a complete C0+C1 is measured and
-must stay far inside the protocol check's default handshake timeout.
+must stay far inside the protocol check's default handshake timeout. An HEVC publish in
+enhanced RTMP (ffmpeg 9) reaches the media server byte for byte: passive captures on both
+sides of each balancer hash the same bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from conftest import ROOT, address, lab, live_streams, stop_publishers, wait_for
 
 GSTREAMER = ["gst-rtmp2", "gst-librtmp"]
 # librtmp's RTMPS fails over TLS 1.3: it publishes to the lab's RTMPS listener capped at TLS 1.2.
+# Enhanced RTMP's video tags name their codec by FourCC: HEVC is "hvc1".
+ENHANCED_FOURCC = "hvc1"
 LISTENERS = {"gst-rtmp2": [1935, 80, 443], "gst-librtmp": [1935, 80, lab.RTMPS_TLS12_PORT]}
 
 
@@ -75,3 +79,57 @@ def test_ffmpeg_and_rtmp2sink_refuse_an_rtmps_certificate_no_trusted_ca_signed(d
     # librtmp checks no certificate (docs/encoders.md): measured, not required.
     figures["published_to_an_untrusted_rtmps_certificate"] = published
     assert not published["ffmpeg"] and not published["gst-rtmp2"], published
+
+
+def _captured(client, container: str, *markers: str) -> dict[str, list[dict]]:
+    code, out, err = lab.capture(client, container, "stop", "--wait", "30", *markers)
+    assert code == 0, f"the capture in {container} failed: {err}"
+    return json.loads(out)
+
+
+def test_an_hevc_publish_in_enhanced_rtmp_passes_each_balancer_byte_for_byte(docker_client, figures):
+    """What ffmpeg 9 sent (HEVC, FLV's enhanced header) is what the media server received, hash for hash."""
+    client_ip = address(docker_client, lab.CLIENT, lab.PUBLIC)
+    media = [c.name for c in lab.media_containers(docker_client) if c.status == "running"]
+    lab.install_publisher(docker_client)
+    lab.install_enhanced_ffmpeg(docker_client)
+    # Passive captures: in the client, what it sent to 1935; on every media server, what came from the client.
+    for name, source in [(lab.CLIENT, []), *((m, ["--src", client_ip]) for m in media)]:
+        lab.install_capture(docker_client, name)
+        code, _out, err = lab.capture(docker_client, name, "start", "--port", "1935", *source)
+        assert code == 0, f"no capture in {name}: {err}"
+    wanted = {f"hevc-{lb.removeprefix('rtmpedge-')}": lb for lb in lab.BALANCERS}
+    urls = [f"{key}={lab.publish_url(docker_client, lb, 1935, key)}" for key, lb in wanted.items()]
+    try:
+        code, _out, err = lab.publisher(docker_client, "start", "--client", "ffmpeg-hevc", *urls)
+        assert code == 0, f"the HEVC publishers did not start: {err}"
+        try:
+            wait_for(
+                lambda: all(live_streams(docker_client).get(k, ("", ""))[1] == client_ip for k in wanted),
+                120,
+                "every HEVC stream on a media server with the client's own address",
+            )
+            # More than one loop of the clip: keyframes, coded frames, and the loop's jump in time.
+            clip = lab.publisher_clip_size(docker_client, "clip-hevc.flv")
+            wait_for(
+                lambda: min(json.loads(lab.capture(docker_client, lab.CLIENT, "peek", *wanted)[1]).values()) > clip,
+                120,
+                f"every HEVC stream past a whole loop of its clip ({clip} bytes)",
+            )
+        finally:
+            ended = stop_publishers(docker_client, *wanted)
+    finally:
+        sent = _captured(docker_client, lab.CLIENT, *wanted, ENHANCED_FOURCC)
+        received = {m: _captured(docker_client, m, *wanted, ENHANCED_FOURCC) for m in media}
+    assert {k: v["state"] for k, v in ended.items()} == dict.fromkeys(wanted, "stopped"), ended
+    proof = {}
+    for key in wanted:
+        out = sent[key]
+        arrived = [c for by_marker in received.values() for c in by_marker[key]]
+        assert len(out) == 1 and len(arrived) == 1, f"{key}: one connection each way expected: {out} / {arrived}"
+        assert out[0]["complete"] and arrived[0]["complete"], f"{key}: a capture missed bytes: {out} / {arrived}"
+        assert ENHANCED_FOURCC in out[0]["markers"], f"{key}: the client sent no enhanced-RTMP HEVC: {out}"
+        proof[key] = {"bytes": out[0]["bytes"], "sent": out[0]["sha256"], "received": arrived[0]["sha256"]}
+    figures["hevc_byte_for_byte"] = proof
+    differ = {k: v for k, v in proof.items() if v["sent"] != v["received"]}
+    assert not differ, f"the media server received other bytes than the client sent: {differ}"
