@@ -42,6 +42,10 @@ PUBLIC, MEDIA = "rtmpedge-public", "rtmpedge-media"
 # The media network's address plan: the cloud lab's VPC lies inside it (harness/cloud.py), and
 # docker gives a container a chosen address only on a network with its own subnet.
 MEDIA_SUBNET, MEDIA_GATEWAY = "10.213.0.0/16", "10.213.0.1"
+# Both networks are dual-stack: IPv6 publishers reach the cloud lab's balancers (docs/ipv6.md). The
+# media network must be too: docker routes a container's IPv4 default via a dual-stack network
+# before an IPv4-only one, and the public network has no masquerade (no way out for apt).
+PUBLIC_SUBNET6, MEDIA_SUBNET6 = "fd00:7274:6d70::/64", "fd00:7274:6d71::/64"
 CLOUD_LABEL = "rtmpedge.cloud-lab"
 CLOUD_ENDPOINT = f"http://{MEDIA_GATEWAY}:5213"  # the cloud harness's moto server, on the gateway
 CLOUD_DIR = ROOT / "build" / "lab"
@@ -89,25 +93,31 @@ def cloud_requested() -> bool:
     return wanted == "aws"
 
 
-def ensure_network(client, name: str, masquerade: bool, subnet: str | None = None, labels: dict | None = None):
+def ensure_network(client, name: str, masquerade: bool, *, subnet=None, subnet6=None, labels=None):
+    """The lab network `name`; `subnet6` makes it dual-stack (docker picks its IPv4 subnet then)."""
     try:
         network = client.networks.get(name)
     except docker.errors.NotFound:
         say(
             f"creating network {name}"
             + ("" if masquerade else " (no IP masquerade: transparent SYNs keep their source)")
+            + (f", IPv6 {subnet6}" if subnet6 else "")
         )
         options = {} if masquerade else {"com.docker.network.bridge.enable_ip_masquerade": "false"}
-        ipam = None
-        if subnet:
-            pool = docker.types.IPAMPool(subnet=subnet, gateway=MEDIA_GATEWAY)
-            ipam = docker.types.IPAMConfig(pool_configs=[pool])
+        pools = [docker.types.IPAMPool(subnet=subnet, gateway=MEDIA_GATEWAY)] if subnet else []
+        pools += [docker.types.IPAMPool(subnet=subnet6)] if subnet6 else []
         return client.networks.create(
-            name, driver="bridge", options=options, ipam=ipam, labels={LAB_LABEL: "1", **(labels or {})}
+            name,
+            driver="bridge",
+            options=options,
+            enable_ipv6=bool(subnet6),
+            ipam=docker.types.IPAMConfig(pool_configs=pools) if pools else None,
+            labels={LAB_LABEL: "1", **(labels or {})},
         )
     found = {c.get("Subnet") for c in network.attrs.get("IPAM", {}).get("Config") or []}
-    if subnet and subnet not in found:
-        sys.exit(f"lab: network {name} has subnet {sorted(found)}, not {subnet} (an older lab): make lab-down first")
+    for wanted in filter(None, (subnet, subnet6)):
+        if wanted not in found:
+            sys.exit(f"lab: network {name} has {sorted(found)}, not {wanted} (an older lab): make lab-down first")
     return network
 
 
@@ -146,9 +156,11 @@ def ensure_container(client, name: str, image: str, networks: list[str], **extra
     return container
 
 
-def address(client, name: str, network: str) -> str:
+def address(client, name: str, network: str, family: int = 4) -> str:
+    """A container's address on a lab network (family 6: its IPv6 address there)."""
     container = client.containers.get(name)
-    return container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    settings = container.attrs["NetworkSettings"]["Networks"][network]
+    return settings["IPAddress"] if family == 4 else settings["GlobalIPv6Address"]
 
 
 def media_containers(client) -> list:
@@ -253,7 +265,7 @@ def ensure_certificate(client) -> None:
     """The lab CA (made once), an RTMPS certificate for the balancers' public addresses, the client's trust."""
     authority = pki.Authority.kept_in(PKI_DIR, "rtmpedge lab CA", days=825)
     bundle_file = PKI_DIR / "rtmps.pem"
-    names = [RTMPS_NAME, *(address(client, lb, PUBLIC) for lb in BALANCERS)]
+    names = [RTMPS_NAME, *(address(client, lb, PUBLIC, family) for lb in BALANCERS for family in (4, 6))]
     current = bundle_file.read_text() if bundle_file.exists() else ""
     if not current or pki.names_of(current) != set(names) or pki.days_left(current) < 30:
         say(f"issuing the balancers' RTMPS certificate from the lab CA ({', '.join(names)})")
@@ -337,23 +349,69 @@ RTMPS_TLS12_PORT = 8443  # RTMPS up to TLS 1.2, for librtmp (inventories/lab/gro
 SCHEMES = {**PUBLISH_PORTS, RTMPS_TLS12_PORT: "rtmps"}  # every public listener of a balancer
 
 
-def publish_url(client, lb: str, port: int, key: str) -> str:
+def publish_url(client, lb: str, port: int, key: str, family: int = 4) -> str:
     """Where the client publishes through a balancer's public address (RTMPS: verified against the lab CA)."""
-    return f"{SCHEMES[port]}://{address(client, lb, PUBLIC)}:{port}/live/{key}"
+    host = address(client, lb, PUBLIC, family)
+    return f"{SCHEMES[port]}://{host if family == 4 else f'[{host}]'}:{port}/live/{key}"
+
+
+def families(client) -> tuple[int, ...]:
+    """The address families publishers use in this lab.
+
+    The cloud lab is in PROXY-protocol mode, so it also takes IPv6 publishers (inventories/lab-aws).
+    The docker lab is in transparent mode with IPv4 media servers, and the role refuses IPv6
+    listeners there: an IPv6 client cannot be the source of a connection to an IPv4 server (docs/ipv6.md).
+    """
+    return (4, 6) if cloud_lab(client) else (4,)
 
 
 def publish_checks(client, seconds: float = 60) -> bool:
-    """A stream through each balancer on 1935, 80 and RTMPS on 443; prints where each landed and the IP seen.
+    """A stream through each balancer on 1935, 80 and RTMPS on 443 (and over IPv6 where the lab has it);
+    prints where each landed and the IP seen.
 
     Each stream runs until it has been seen on a media server (or `seconds` passed), then is
-    stopped; a stream that ended before that (cut) fails its row.
+    stopped; a stream that ended before that (cut) fails its row. One round per address family:
+    the cloud lab's media servers take one stream each (maxconn 1), so a round fits its fleet.
     """
-    client_ip = address(client, CLIENT, PUBLIC)
-    targets = [(lb, port) for lb in BALANCERS for port in PUBLISH_PORTS]
-    say(f"publishing a test stream through each balancer on 1935, 80 and 443 (RTMPS) from {CLIENT} ({client_ip})")
-    wanted = {f"check-{lb.removeprefix('rtmpedge-')}-{port}": (lb, port) for lb, port in targets}
+    client_ips = {family: address(client, CLIENT, PUBLIC, family) for family in families(client)}
+    say(
+        f"publishing a test stream through each balancer on 1935, 80 and 443 (RTMPS) from {CLIENT} "
+        f"({', '.join(client_ips.values())})"
+    )
     install_publisher(client)
-    urls = [f"{key}={publish_url(client, lb, port, key)}" for key, (lb, port) in wanted.items()]
+    rows, errors = [], []
+    for family, client_ip in client_ips.items():
+        wanted = {
+            f"check-{lb.removeprefix('rtmpedge-')}-{port}" + ("-v6" if family == 6 else ""): (lb, port)
+            for lb in BALANCERS
+            for port in PUBLISH_PORTS
+        }
+        found, ended, err = _publish_round(client, family, wanted, seconds)
+        errors += [err] if err else []
+        for key, (lb, port) in wanted.items():
+            server, seen_ip = found.get(key, ("-", "-"))
+            rows.append((lb, f"{PUBLISH_PORTS[port]}:{port}" + (" IPv6" if family == 6 else ""), server, seen_ip,
+                         client_ip, ended.get(key, {}).get("state", "unknown")))  # fmt: skip
+    width = max([18, *(len(row[2]) + 2 for row in rows)])
+    seen_width = max(16, *(len(ip) + 2 for ip in client_ips.values()))
+    print(f"\n  {'balancer':<14}{'listener':<16}{'media server':<{width}}{'client IP seen':<{seen_width}}result")
+    ok = True
+    for lb, listener, server, seen_ip, client_ip, state in rows:
+        good = seen_ip == client_ip and state == "stopped"
+        ok &= good
+        verdict = "ok" if good else "FAILED" + ("" if state == "stopped" else f" (stream {state})")
+        print(f"  {lb:<14}{listener:<16}{server:<{width}}{seen_ip:<{seen_width}}{verdict}")
+    if families(client) == (4,):
+        print("  (no IPv6 rows: transparent mode towards IPv4 media servers takes IPv4 publishers; docs/ipv6.md)")
+    print()
+    if errors:
+        print("\n".join(errors))
+    return ok
+
+
+def _publish_round(client, family: int, wanted: dict[str, tuple[str, int]], seconds: float):
+    """Start every wanted stream, wait until each is on a media server, stop them: (found, ended, errors)."""
+    urls = [f"{key}={publish_url(client, lb, port, key, family)}" for key, (lb, port) in wanted.items()]
     code, _out, err = publisher(client, "start", *urls)
     if code:
         sys.exit(f"lab: the test publishers did not start: {err.strip()}")
@@ -362,21 +420,7 @@ def publish_checks(client, seconds: float = 60) -> bool:
         found.update({k: v for k, v in streams(client).items() if k in wanted})
         time.sleep(0.5)
     _code, out, err = publisher(client, "stop", *wanted)
-    ended = json.loads(out) if out.strip() else {}
-    width = max([18, *(len(server) + 2 for server, _ip in found.values())])
-    print(f"\n  {'balancer':<14}{'listener':<12}{'media server':<{width}}{'client IP seen':<16}result")
-    ok = True
-    for key, (lb, port) in wanted.items():
-        server, seen_ip = found.get(key, ("-", "-"))
-        state = ended.get(key, {}).get("state", "unknown")
-        good = seen_ip == client_ip and state == "stopped"
-        ok &= good
-        verdict = "ok" if good else "FAILED" + ("" if state == "stopped" else f" (stream {state})")
-        print(f"  {lb:<14}{PUBLISH_PORTS[port] + ':' + str(port):<12}{server:<{width}}{seen_ip:<16}{verdict}")
-    print()
-    if err.strip():
-        print(err.strip())
-    return ok
+    return found, (json.loads(out) if out.strip() else {}), err.strip()
 
 
 def up(args) -> int:
@@ -393,8 +437,15 @@ def up(args) -> int:
         running_cloud = cloud
     if running_cloud != cloud:
         sys.exit(f"lab: the running lab is the {'cloud' if running_cloud else 'docker'} lab: make lab-down first")
-    ensure_network(client, PUBLIC, masquerade=False)
-    ensure_network(client, MEDIA, masquerade=True, subnet=MEDIA_SUBNET, labels={CLOUD_LABEL: "aws"} if cloud else {})
+    ensure_network(client, PUBLIC, masquerade=False, subnet6=PUBLIC_SUBNET6)
+    ensure_network(
+        client,
+        MEDIA,
+        masquerade=True,
+        subnet=MEDIA_SUBNET,
+        subnet6=MEDIA_SUBNET6,
+        labels={CLOUD_LABEL: "aws"} if cloud else {},
+    )
     sysctls = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "2", "net.ipv4.conf.default.rp_filter": "2"}
     # The docker lab's reconcile job discovers the media servers through the Docker socket.
     docker_socket = {} if cloud else {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
