@@ -69,7 +69,7 @@ CAPTURE_IN_CONTAINER = "/usr/local/bin/rtmpedge-tcp-capture"
 # the client trusts the CA as a publisher's system would.
 PKI_DIR = CLOUD_DIR / "pki"
 RTMPS_NAME = "ingest.lab"
-CA_IN_CLIENT = "/usr/local/share/ca-certificates/rtmpedge-lab-ca.crt"
+CA_IN_CLIENT = "/usr/local/share/ca-certificates/rtmpedge-lab-ca.crt"  # in the balancers too
 STATS_AUTH = ("lab", "lab")  # haproxy_management_user/password in inventories/lab/group_vars/all.yml
 
 
@@ -272,10 +272,20 @@ def ensure_certificate(client) -> None:
         bundle, _leaf = authority.issue(pki.new_serial(), names, days=90)
         bundle_file.touch(mode=0o600)
         bundle_file.write_text(bundle)
-    put_file(client, CLIENT, CA_IN_CLIENT, authority.pem.encode())
-    trusted = client.containers.get(CLIENT).exec_run(["update-ca-certificates"])
+    # The balancers too: the lab's ACME CA (tests/lab/test_acme.py) serves its API with a certificate from it.
+    for name in (CLIENT, *BALANCERS):
+        trust(client, name, CA_IN_CLIENT, authority.pem)
+
+
+def trust(client, container: str, path: str, pem: str | None) -> None:
+    """Make a container's system trust a CA certificate (pem None: trust it no longer)."""
+    if pem is None:
+        client.containers.get(container).exec_run(["rm", "-f", path])
+    else:
+        put_file(client, container, path, pem.encode())
+    trusted = client.containers.get(container).exec_run(["update-ca-certificates", "--fresh"])
     if trusted.exit_code:
-        sys.exit(f"lab: the client does not trust the lab CA: {trusted.output.decode(errors='replace')}")
+        sys.exit(f"lab: {container} could not update its trusted CAs: {trusted.output.decode(errors='replace')}")
 
 
 def put_file(client, container: str, path: str, content: bytes | Path, mode: int = 0o644) -> None:

@@ -352,23 +352,46 @@ def run(admin_socket: str, command: str, expect: str = "", timeout: float = DEFA
     return answer
 
 
-def acl_entries(admin_socket: str, path: str, timeout: float = DEFAULT_TIMEOUT) -> list[str] | None:
-    """Patterns of the ACL loaded from file `path` by the running worker; None if it loads none."""
-    listing = send_command(admin_socket, "show acl", timeout)
+def _file_entry_lines(admin_socket: str, kind: str, path: str, timeout: float) -> list[str] | None:
+    """The entry lines ("<reference> <entry>") of the ACL or map (`kind`) the running worker loaded
+    from file `path`; None if it loads none from there."""
+    listing = send_command(admin_socket, f"show {kind}", timeout)
     if f"({path})" not in listing:
         return None
-    answer = send_command(admin_socket, f"show acl {path}", timeout)
-    # Entry lines: "<reference> <pattern>", the reference being a pointer like 0x55d0c3b8a510.
+    answer = send_command(admin_socket, f"show {kind} {path}", timeout)
+    # The reference is a pointer like 0x55d0c3b8a510.
     return [line.split(None, 1)[1].strip() for line in answer.splitlines() if line.startswith("0x") and " " in line]
 
 
-def replace_acl(admin_socket: str, path: str, entries: list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Swap the ACL's patterns for `entries` at once (prepare, add to the new version, commit)."""
-    answer = run(admin_socket, f"prepare acl {path}", expect="New version created:", timeout=timeout)
+def _replace_file_entries(admin_socket: str, kind: str, path: str, entries: list[str], timeout: float) -> None:
+    """Swap an ACL's or map's entries for `entries` at once (prepare, add to the new version, commit)."""
+    answer = run(admin_socket, f"prepare {kind} {path}", expect="New version created:", timeout=timeout)
     version = answer.rsplit(":", 1)[1].strip()
     for entry in entries:
-        run(admin_socket, f"add acl @{version} {path} {entry}", timeout=timeout)
-    run(admin_socket, f"commit acl @{version} {path}", timeout=timeout)
+        run(admin_socket, f"add {kind} @{version} {path} {entry}", timeout=timeout)
+    run(admin_socket, f"commit {kind} @{version} {path}", timeout=timeout)
+
+
+def acl_entries(admin_socket: str, path: str, timeout: float = DEFAULT_TIMEOUT) -> list[str] | None:
+    """Patterns of the ACL loaded from file `path` by the running worker; None if it loads none."""
+    return _file_entry_lines(admin_socket, "acl", path, timeout)
+
+
+def replace_acl(admin_socket: str, path: str, entries: list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+    _replace_file_entries(admin_socket, "acl", path, entries, timeout)
+
+
+def map_entries(admin_socket: str, path: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, str] | None:
+    """{key: value} of the map loaded from file `path` by the running worker; None if it loads none."""
+    lines = _file_entry_lines(admin_socket, "map", path, timeout)
+    if lines is None:
+        return None
+    pairs = (line.partition(" ") for line in lines)
+    return {key: value.strip() for key, _sep, value in pairs}
+
+
+def replace_map(admin_socket: str, path: str, entries: dict[str, str], timeout: float = DEFAULT_TIMEOUT) -> None:
+    _replace_file_entries(admin_socket, "map", path, [f"{k} {v}" for k, v in sorted(entries.items())], timeout)
 
 
 def ssl_cert_loaded(admin_socket: str, path: str, timeout: float = DEFAULT_TIMEOUT) -> bool:

@@ -44,11 +44,11 @@ def haproxy_check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.C
 
 
 def with_local_lists(config: str, where: Path) -> str:
-    """The config reading its publisher lists and drained flag from `where`, with empty files there.
+    """The config reading its publisher lists, drained flag and ACME map from `where`, with empty files there.
 
     The role writes them in /etc/haproxy before it validates; tests write theirs here.
     """
-    for name in ("publishers-allow.acl", "publishers-deny.acl", "balancer-drained.acl"):
+    for name in ("publishers-allow.acl", "publishers-deny.acl", "balancer-drained.acl", "acme-challenges.map"):
         (where / name).touch()
         config = config.replace(f"/etc/haproxy/{name}", str(where / name))
     return config

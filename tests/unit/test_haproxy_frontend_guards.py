@@ -1,9 +1,10 @@
 """The RTMP frontend's guards, rendered by the role's template and enforced by a real HAProxy on loopback.
 
 Protocol check (first byte C0 = 0x03, C0+C1 within the handshake timeout), per-source
-concurrency and rate limits, and the publisher deny/allow lists changed at runtime through
-module_utils.haproxy_runtime (what the haproxy_acl module runs), all against a sink that
-records what reached the "media server".
+concurrency and rate limits, the publisher deny/allow lists changed at runtime through
+module_utils.haproxy_runtime (what the haproxy_acl module runs), and ACME HTTP-01 answered
+by HAProxy itself from a map changed at runtime (what the haproxy_map module runs), all
+against a sink that records what reached the "media server".
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import time
 import pytest
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
     acl_entries,
+    map_entries,
     replace_acl,
+    replace_map,
     send_command,
 )
 from haproxy_render import render, with_local_lists
 from harness.loopback import LoopbackServer
 from harness.rtmp import C0C1
 from loopback import free_port, wait_until
+from run_module import run_module
 
 
 class Sink(LoopbackServer):
@@ -65,6 +69,7 @@ def balancer(haproxy_bin, tmp_path):
             "haproxy_admin_socket": admin,
             "haproxy_health_check": "tcp",
             "haproxy_rtmp_handshake_timeout": "1s",
+            "haproxy_acme_responder_port": free_port(),
             **overrides,
         }
         config = render({"media1": {"rtmp_address": "127.0.0.1", "rtmp_port": sink.port}}, **variables)
@@ -195,3 +200,70 @@ def test_deny_and_allow_lists_change_at_runtime(balancer, tmp_path):
 def test_an_acl_the_worker_does_not_load_is_reported_as_such(balancer, tmp_path):
     _port, admin, _sink = balancer()  # no allow list: the rule and its file are not in use
     assert acl_entries(admin, str(tmp_path / "publishers-allow.acl")) is None
+
+
+TOKEN = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
+KEY_AUTHORIZATION = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+
+
+def _http_get(port: int, path: str) -> bytes:
+    """One HTTP/1.1 GET as an ACME CA's validator sends it; the whole answer (b"" if closed unanswered)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: ingest.example.com\r\nConnection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer
+
+
+@pytest.mark.parametrize("protocol_check", [True, False], ids=["protocol-check", "no-protocol-check"])
+def test_an_acme_challenge_is_answered_from_the_map_changed_at_runtime(balancer, tmp_path, protocol_check):
+    port, admin, sink = balancer(haproxy_acme_enabled=True, haproxy_rtmp_protocol_check=protocol_check)
+    challenges = str(tmp_path / "acme-challenges.map")
+    before = sink.streams()
+    assert map_entries(admin, challenges) == {}
+    assert _http_get(port, f"/.well-known/acme-challenge/{TOKEN}").startswith(b"HTTP/1.1 404"), "answered unknown"
+    replace_map(admin, challenges, {TOKEN: KEY_AUTHORIZATION})
+    answer = _http_get(port, f"/.well-known/acme-challenge/{TOKEN}")
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert answer.split(b"\r\n\r\n", 1)[1] == KEY_AUTHORIZATION.encode(), answer
+    assert _http_get(port, f"/.well-known/acme-challenge/{TOKEN}/x").startswith(b"HTTP/1.1 404")
+    replace_map(admin, challenges, {})
+    assert _http_get(port, f"/.well-known/acme-challenge/{TOKEN}").startswith(b"HTTP/1.1 404"), "kept after removal"
+    assert _handshake(port), "RTMP no longer passes beside the challenge responder"
+    wait_until(lambda: sink.streams() == before + 1, what="the stream at the media server")
+    assert b"\x47" not in sink.first_bytes, "an HTTP request reached the media server"
+
+
+def test_with_acme_other_http_and_bytes_are_still_refused(balancer):
+    port, admin, sink = balancer(haproxy_acme_enabled=True, haproxy_limit_conn_rate=0, haproxy_limit_conn_concurrent=0)
+    before, sent_before = sink.streams(), _sessions_sent(admin)
+    scanner, tls = b"GET / HTTP/1.1\r\nHost: ingest\r\nUser-Agent: scanner\r\n\r\n", b"\x16\x03\x01\x02\x00" + bytes(64)
+    for payload in (scanner, tls):
+        started = time.monotonic()
+        assert _closed_without_answer(port, payload), payload
+        assert time.monotonic() - started < 0.9, f"{payload[:8]!r} must be refused at once, not at the timeout"
+    assert _http_get(port, "/.well-known/acme-challenge-not/x") == b""
+    assert _sessions_sent(admin) == sent_before, "a refused connection was sent to the media server"
+    assert sink.streams() == before
+
+
+def test_the_map_module_sets_the_running_map_once_and_refuses_what_the_api_cannot_take(balancer, tmp_path):
+    port, admin, _sink = balancer(haproxy_acme_enabled=True)
+    challenges = str(tmp_path / "acme-challenges.map")
+    args = {"path": challenges, "entries": {TOKEN: KEY_AUTHORIZATION}, "admin_socket": admin}
+    checked = run_module(tmp_path, "rtmpedge.balancer.haproxy_map", args, check=True)
+    assert checked["changed"] and map_entries(admin, challenges) == {}, "check mode changed the running map"
+    first = run_module(tmp_path, "rtmpedge.balancer.haproxy_map", args, diff=True)
+    assert first["changed"] and first["loaded"] and first["before"] == {}, first
+    assert first["diff"]["after"] == f"{TOKEN} {KEY_AUTHORIZATION}\n"
+    assert _http_get(port, f"/.well-known/acme-challenge/{TOKEN}").endswith(KEY_AUTHORIZATION.encode())
+    assert not run_module(tmp_path, "rtmpedge.balancer.haproxy_map", args)["changed"], "a second run changed it"
+    bad = run_module(tmp_path, "rtmpedge.balancer.haproxy_map", {**args, "entries": {TOKEN: "two words"}})
+    assert bad.get("failed") and "not so for: " + TOKEN in bad["msg"], bad
+    unused = run_module(tmp_path, "rtmpedge.balancer.haproxy_map", {**args, "path": str(tmp_path / "other.map")})
+    assert unused["loaded"] is False and not unused["changed"], unused

@@ -57,8 +57,15 @@ def run_preflight(tmp_path: Path, media: dict, **balancer_vars) -> subprocess.Co
                 {"address": "::", "port": 80, "options": "v6only"},
             ]
         },
+        # RTMPS certificates from an ACME CA.
+        {
+            "haproxy_rtmps_enabled": True,
+            "haproxy_acme_enabled": True,
+            "haproxy_acme_identifiers": ["ingest.example.com", "203.0.113.10"],
+            "haproxy_acme_terms_agreed": True,
+        },
     ],
-    ids=["defaults", "dual_stack"],
+    ids=["defaults", "dual_stack", "acme"],
 )
 def test_valid_inventory_passes(tmp_path, balancer_vars):
     result = run_preflight(tmp_path, GOOD_MEDIA, **balancer_vars)
@@ -119,6 +126,48 @@ CASES = {
         GOOD_MEDIA,
         {"haproxy_rtmps_enabled": True},
         "haproxy_rtmps_certificate is empty",
+    ),
+    "acme_without_rtmps": (
+        GOOD_MEDIA,
+        {
+            "haproxy_acme_enabled": True,
+            "haproxy_acme_identifiers": ["ingest.example.com"],
+            "haproxy_acme_terms_agreed": True,
+        },
+        "haproxy_rtmps_enabled is false: the certificate is for RTMPS",
+    ),
+    "acme_incomplete": (
+        GOOD_MEDIA,
+        {
+            "haproxy_rtmps_enabled": True,
+            "haproxy_acme_enabled": True,
+            "haproxy_acme_directory": "http://ca.example/dir",
+        },
+        "haproxy_acme_identifiers is empty: name the DNS names or IP addresses the certificate is for;"
+        " haproxy_acme_directory must be an https:// URL, not http://ca.example/dir;"
+        " haproxy_acme_terms_agreed is false",
+    ),
+    "acme_and_a_given_certificate": (
+        GOOD_MEDIA,
+        {
+            "haproxy_rtmps_enabled": True,
+            "haproxy_rtmps_certificate": "PEM",
+            "haproxy_acme_enabled": True,
+            "haproxy_acme_identifiers": ["ingest.example.com"],
+            "haproxy_acme_terms_agreed": True,
+        },
+        "haproxy_rtmps_certificate is set too: give a bundle or order one with ACME, not both",
+    ),
+    "acme_responder_port_taken": (
+        GOOD_MEDIA,
+        {
+            "haproxy_rtmps_enabled": True,
+            "haproxy_acme_enabled": True,
+            "haproxy_acme_identifiers": ["ingest.example.com"],
+            "haproxy_acme_terms_agreed": True,
+            "haproxy_management_bind": {"address": "127.0.0.1", "port": 8403},
+        },
+        "ACME responder 127.0.0.1:8403 takes the port of management 127.0.0.1:8403",
     ),
     "unknown_mode": (
         GOOD_MEDIA,
