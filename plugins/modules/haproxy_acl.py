@@ -65,15 +65,15 @@ after:
   elements: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
-    RuntimeAPIError,
-    acl_entries,
-    replace_acl,
-)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import acl_entries, replace_acl
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import argument_spec
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.runtime_entries import converge_running_entries
+
+
+def _running(socket_path: str, path: str) -> list[str] | None:
+    entries = acl_entries(socket_path, path)
+    return None if entries is None else sorted(set(entries))
 
 
 def main():
@@ -85,27 +85,10 @@ def main():
         },
         supports_check_mode=True,
     )
-    path, socket_path = module.params["path"], module.params["admin_socket"]
     wanted = sorted({e.strip() for e in module.params["entries"] if e.strip()})
-    if not os.path.exists(socket_path):
-        module.exit_json(changed=False, loaded=False, before=[], after=wanted, msg=f"{socket_path} does not exist")
-    try:
-        running = acl_entries(socket_path, path)
-        if running is None:
-            module.exit_json(changed=False, loaded=False, before=[], after=wanted)
-        before = sorted(set(running))
-        changed = before != wanted
-        if changed and not module.check_mode:
-            replace_acl(socket_path, path, wanted)
-            after = sorted(set(acl_entries(socket_path, path) or []))
-            if after != wanted:
-                module.fail_json(msg=f"HAProxy's ACL {path} holds {after} after the update, not {wanted}")
-    except RuntimeAPIError as e:
-        module.fail_json(msg=f"Cannot update the running ACL {path}: {e}")
-    result = {"changed": changed, "loaded": True, "before": before, "after": wanted}
-    if module._diff:
-        result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(wanted) + "\n"}
-    module.exit_json(**result)
+    converge_running_entries(
+        module, "ACL", wanted, read=_running, replace=replace_acl, as_lines=lambda entries: "\n".join(entries) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -61,16 +61,12 @@ after:
   type: dict
 """
 
-import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import (
-    RuntimeAPIError,
-    map_entries,
-    replace_map,
-)
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_runtime import map_entries, replace_map
 from ansible_collections.rtmpedge.balancer.plugins.module_utils.haproxy_settings import argument_spec
+from ansible_collections.rtmpedge.balancer.plugins.module_utils.runtime_entries import converge_running_entries
 
 _WORD = re.compile(r"\S+")
 
@@ -88,29 +84,11 @@ def main():
         },
         supports_check_mode=True,
     )
-    path, socket_path = module.params["path"], module.params["admin_socket"]
     wanted = {str(k): str(v) for k, v in module.params["entries"].items()}
     bad = sorted(k for k, v in wanted.items() if not _WORD.fullmatch(k) or not _WORD.fullmatch(v))
     if bad:
         module.fail_json(msg=f"map entries must be one word each for key and value; not so for: {', '.join(bad)}")
-    if not os.path.exists(socket_path):
-        module.exit_json(changed=False, loaded=False, before={}, after=wanted, msg=f"{socket_path} does not exist")
-    try:
-        running = map_entries(socket_path, path)
-        if running is None:
-            module.exit_json(changed=False, loaded=False, before={}, after=wanted)
-        changed = running != wanted
-        if changed and not module.check_mode:
-            replace_map(socket_path, path, wanted)
-            after = map_entries(socket_path, path) or {}
-            if after != wanted:
-                module.fail_json(msg=f"HAProxy's map {path} holds {after} after the update, not {wanted}")
-    except RuntimeAPIError as e:
-        module.fail_json(msg=f"Cannot update the running map {path}: {e}")
-    result = {"changed": changed, "loaded": True, "before": running, "after": wanted}
-    if module._diff:
-        result["diff"] = {"before": _as_lines(running), "after": _as_lines(wanted)}
-    module.exit_json(**result)
+    converge_running_entries(module, "map", wanted, read=map_entries, replace=replace_map, as_lines=_as_lines)
 
 
 if __name__ == "__main__":

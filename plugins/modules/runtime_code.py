@@ -76,6 +76,7 @@ def _shipped() -> None:
         reconcile,
         reconcile_memo,
         return_paths,
+        runtime_entries,
         scale_guard,
     )
     from ansible_collections.rtmpedge.balancer.plugins.module_utils.discovery import (  # noqa: F401, PLC0415

@@ -267,3 +267,16 @@ def test_the_map_module_sets_the_running_map_once_and_refuses_what_the_api_canno
     assert bad.get("failed") and "not so for: " + TOKEN in bad["msg"], bad
     unused = run_module(tmp_path, "rtmpedge.balancer.haproxy_map", {**args, "path": str(tmp_path / "other.map")})
     assert unused["loaded"] is False and not unused["changed"], unused
+
+
+def test_the_acl_module_sets_the_running_deny_list_once(balancer, tmp_path):
+    port, admin, _sink = balancer()
+    deny = str(tmp_path / "publishers-deny.acl")
+    args = {"path": deny, "entries": ["127.0.0.1", " 127.0.0.1 "], "admin_socket": admin}
+    first = run_module(tmp_path, "rtmpedge.balancer.haproxy_acl", args, diff=True)
+    assert first["changed"] and first["before"] == [] and first["after"] == ["127.0.0.1"], first
+    assert first["diff"]["after"] == "127.0.0.1\n"
+    assert not _handshake(port), "a denied source got through"
+    assert not run_module(tmp_path, "rtmpedge.balancer.haproxy_acl", args)["changed"], "a second run changed it"
+    unused = run_module(tmp_path, "rtmpedge.balancer.haproxy_acl", {**args, "path": str(tmp_path / "other.acl")})
+    assert unused["loaded"] is False and not unused["changed"], unused
