@@ -321,18 +321,23 @@ def install_enhanced_ffmpeg(client) -> None:
     import imageio_ffmpeg  # noqa: PLC0415 - the encoder tests only
 
     binary = Path(imageio_ffmpeg.get_ffmpeg_exe())
-    inside = client.containers.get(CLIENT).exec_run(["stat", "-c", "%s", ENHANCED_FFMPEG_IN_CLIENT])
-    if inside.exit_code or int(inside.output) != binary.stat().st_size:
+    if file_size(client, CLIENT, ENHANCED_FFMPEG_IN_CLIENT) != binary.stat().st_size:
         say(f"copying {binary.name} into {CLIENT} as {ENHANCED_FFMPEG_IN_CLIENT}")
         put_file(client, CLIENT, ENHANCED_FFMPEG_IN_CLIENT, binary, mode=0o755)
 
 
+def file_size(client, container: str, path: str) -> int | None:
+    """Bytes of a file in a container; None when there is none."""
+    code, out, _err = run_in(client, container, "stat", "-c", "%s", path)
+    return None if code else int(out)
+
+
 def publisher_clip_size(client, name: str) -> int:
     """Bytes of a clip the client's test publishers loop (publisher.py encodes it on first use)."""
-    found = client.containers.get(CLIENT).exec_run(["stat", "-c", "%s", f"{PUBLISHERS_DIR_IN_CLIENT}/{name}"])
-    if found.exit_code:
-        raise RuntimeError(f"no clip {name} in {CLIENT}: {found.output.decode(errors='replace').strip()}")
-    return int(found.output)
+    size = file_size(client, CLIENT, f"{PUBLISHERS_DIR_IN_CLIENT}/{name}")
+    if size is None:
+        raise RuntimeError(f"no clip {name} in {CLIENT}")
+    return size
 
 
 def install_capture(client, container: str) -> None:
@@ -341,17 +346,20 @@ def install_capture(client, container: str) -> None:
 
 
 def capture(client, container: str, *args: str) -> tuple[int, str, str]:
-    """Run the container's TCP capture (start/stop): (exit code, stdout, stderr)."""
-    result = client.containers.get(container).exec_run(["python3", CAPTURE_IN_CONTAINER, *args], demux=True)
+    """Run the container's TCP capture (start/peek/stop): (exit code, stdout, stderr)."""
+    return run_in(client, container, "python3", CAPTURE_IN_CONTAINER, *args)
+
+
+def run_in(client, container: str, *argv: str) -> tuple[int, str, str]:
+    """Run a command in a lab container: (exit code, stdout, stderr)."""
+    result = client.containers.get(container).exec_run(list(argv), demux=True)
     out, err = result.output
     return result.exit_code, (out or b"").decode(), (err or b"").decode()
 
 
 def publisher(client, *args: str) -> tuple[int, str, str]:
     """Run the client's test publisher (start/status/alive/stop): (exit code, stdout, stderr)."""
-    result = client.containers.get(CLIENT).exec_run(["python3", PUBLISHER_IN_CLIENT, *args], demux=True)
-    out, err = result.output
-    return result.exit_code, (out or b"").decode(), (err or b"").decode()
+    return run_in(client, CLIENT, "python3", PUBLISHER_IN_CLIENT, *args)
 
 
 PUBLISH_PORTS = {1935: "rtmp", 80: "rtmp", 443: "rtmps"}  # the proof table's listeners

@@ -6,6 +6,7 @@ Measured times go to build/reliability.json (docs/reliability.md quotes them).
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
@@ -104,3 +105,20 @@ def wait_for_alert(client, alert: str, instance: str, seconds: float = 90) -> fl
     """Seconds until Prometheus shows `alert` firing for the balancer `instance`."""
     query = f'ALERTS{{alertname="{alert}",alertstate="firing",instance="{instance}"}}'
     return wait_for(lambda: prometheus_query(client, query), seconds, f"{alert} firing for {instance} in Prometheus")
+
+
+# Run in the client: the certificate a publisher gets on 443, verified with the client's system CAs.
+PEER_CERTIFICATE = (
+    "import base64, socket, ssl, sys; "
+    "tls = ssl.create_default_context().wrap_socket("
+    "socket.create_connection((sys.argv[1], 443), timeout=10), server_hostname=sys.argv[1]); "
+    "print(base64.b64encode(tls.getpeercert(binary_form=True)).decode())"
+)
+
+
+def served_certificate(client, lb: str) -> bytes:
+    """The DER certificate a new RTMPS session with the balancer gets, verified as a publisher verifies it."""
+    host = address(client, lb, lab.PUBLIC)
+    code, out, err = lab.run_in(client, lab.CLIENT, "python3", "-c", PEER_CERTIFICATE, host)
+    assert code == 0, f"no verified TLS session with {lb}: {err or out}"
+    return base64.b64decode(out.strip())

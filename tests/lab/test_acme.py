@@ -9,7 +9,6 @@ end lb1 is converged back to the lab's own certificate.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -18,7 +17,17 @@ import subprocess
 import urllib.request
 
 import pytest
-from conftest import ROOT, address, lab, live_streams, publish, publisher_state, stop_publishers, wait_for
+from conftest import (
+    ROOT,
+    address,
+    lab,
+    live_streams,
+    publish,
+    publisher_state,
+    served_certificate,
+    stop_publishers,
+    wait_for,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from harness import pki
@@ -27,20 +36,10 @@ from harness.containers import dexec
 LB = "rtmpedge-lb1"
 ACME_DIR = lab.CLOUD_DIR / "acme"
 PEBBLE_ROOT_IN_CONTAINERS = "/usr/local/share/ca-certificates/rtmpedge-pebble-root.crt"
-# Run in the client: the certificate a publisher gets on 443, verified with the client's system CAs.
-PEER_CERTIFICATE = (
-    "import base64, socket, ssl, sys; "
-    "tls = ssl.create_default_context().wrap_socket("
-    "socket.create_connection((sys.argv[1], 443), timeout=10), server_hostname=sys.argv[1]); "
-    "print(base64.b64encode(tls.getpeercert(binary_form=True)).decode())"
-)
 
 
 def _served_certificate(client) -> x509.Certificate:
-    host = address(client, LB, lab.PUBLIC)
-    result = client.containers.get(lab.CLIENT).exec_run(["python3", "-c", PEER_CERTIFICATE, host])
-    assert result.exit_code == 0, f"no verified TLS session with {LB}: {result.output.decode(errors='replace')}"
-    return x509.load_der_x509_certificate(base64.b64decode(result.output.strip()))
+    return x509.load_der_x509_certificate(served_certificate(client, LB))
 
 
 def _gateway(client) -> str:

@@ -7,27 +7,26 @@ Inside TLS the protocol check still refuses what is not RTMP.
 
 from __future__ import annotations
 
-import base64
 import socket
 import ssl
 
-from conftest import ROOT, address, lab, live_streams, publish, publisher_state, stats, stop_publishers, wait_for
-from harness import pki
-
-# Run in the client: the certificate a publisher gets, verified with the client's system CAs.
-PEER_CERTIFICATE = (
-    "import base64, socket, ssl, sys; "
-    "tls = ssl.create_default_context().wrap_socket("
-    "socket.create_connection((sys.argv[1], 443), timeout=10), server_hostname=sys.argv[1]); "
-    "print(base64.b64encode(tls.getpeercert(binary_form=True)).decode())"
+from conftest import (
+    ROOT,
+    address,
+    lab,
+    live_streams,
+    publish,
+    publisher_state,
+    served_certificate,
+    stats,
+    stop_publishers,
+    wait_for,
 )
+from harness import pki
 
 
 def _served_serial(client, lb: str) -> int:
-    host = address(client, lb, lab.PUBLIC)
-    result = client.containers.get(lab.CLIENT).exec_run(["python3", "-c", PEER_CERTIFICATE, host])
-    assert result.exit_code == 0, f"no verified TLS session with {lb}: {result.output.decode(errors='replace')}"
-    return pki.serial_of(base64.b64decode(result.output.strip()))
+    return pki.serial_of(served_certificate(client, lb))
 
 
 def test_a_renewed_certificate_reaches_both_balancers_under_live_rtmps_streams(docker_client):
